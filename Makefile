@@ -1,0 +1,36 @@
+# One place for the project's commands. `make rehearse` and `make test` are the README's set-up.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv rehearse test check lint typecheck bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=...)" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+rehearse: venv
+	$(PY) -m infra.rehearse
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf .artifacts .pgdata .pytest_cache .mypy_cache .ruff_cache
