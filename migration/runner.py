@@ -1,0 +1,469 @@
+"""`up`: apply pending migrations under the runner lock, within one deadline.
+
+One run, in order: check files; connect (the migration connection, plus an autocommit
+monitor connection for the run log and the blocker watch); take the runner lock; refuse a
+pooler; reconcile stale RUNNING rows; read the history; check again against it; apply the
+pending migrations group by group; write the artifact. Every exit path records its status.
+
+Groups. Without ``--single-transaction`` each migration is its own group: its SQL and its
+history row commit together. With it, consecutive transactional migrations share one
+transaction, and the runner declares a boundary (logged, and listed in the artifact's
+``executionSummary.boundaries``) before a non-transactional migration and before a migration
+that uses an enum label added earlier in the same group, which PostgreSQL would refuse
+(SQLSTATE 55P04, unsafe use of new enum value). The group before a boundary commits first.
+
+Retries. A group whose statement fails with 55P03 (lock_timeout) or 40P01 (deadlock) is
+rolled back and retried from its start, at most ``max_retries`` times, after a jittered
+backoff; every attempt re-applies ``lock_timeout``/``statement_timeout`` (``SET LOCAL``), and
+both are clamped to the time left, so the one deadline covers lock wait, attempts and retries.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from . import artifact, lock
+from .analysis import Analysis, Statement, location_of, uses_label
+from .blockers import BlockerWatch, snapshot
+from .checker import Applied, check
+from .connection import connect, embedded_url, host_name, verify_session_pinned
+from .errors import (
+    CheckError,
+    ConnectError,
+    DeadlineError,
+    ExecutionError,
+    LockTimeoutError,
+    MigrationError,
+    StatementTimeoutError,
+)
+from .redact import Redactor, password_of
+from .runlog import RunLog, ensure_tables
+from .settings import Settings
+from .source import discover
+from .tables import Tables, exists
+
+RETRYABLE = ("55P03", "40P01")
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Group:
+    migrations: list[Analysis]
+    transactional: bool
+
+
+def plan_groups(pending: list[Analysis], single_transaction: bool
+                ) -> tuple[list[Group], list[dict[str, str]]]:
+    if not single_transaction:
+        return [Group([a], a.transactional) for a in pending], []
+    groups: list[Group] = []
+    boundaries: list[dict[str, str]] = []
+    current: list[Analysis] = []
+    labels: list[tuple[str, str, str]] = []  # (label, type, added by)
+
+    def flush() -> None:
+        nonlocal current, labels
+        if current:
+            groups.append(Group(current, True))
+        current, labels = [], []
+
+    for a in pending:
+        if not a.transactional:
+            flush()
+            boundaries.append({"before": a.file.name, "reason": "non-transactional",
+                               "detail": f"{a.file.name} runs outside a transaction"})
+            groups.append(Group([a], False))
+            continue
+        used = [(lb, t, by) for lb, t, by in labels if uses_label(a.file, lb)]
+        if used and current:
+            lb, t, by = used[0]
+            flush()
+            boundaries.append({"before": a.file.name, "reason": "enum-value-used-later",
+                               "detail": f"uses label {lb!r} of {t} added by {by}, which must "
+                                         "commit first"})
+        current.append(a)
+        labels += [(lb, t, a.file.name) for t, lb in a.enum_labels_added]
+    flush()
+    return groups, boundaries
+
+
+class Run:
+    def __init__(self, settings: Settings, echo: Echo) -> None:
+        self.s = settings
+        self.redact = Redactor(password_of(settings.database_url))
+        self._echo = echo
+        self.tables = Tables(settings.schema, settings.history_table, settings.run_log_table)
+        self.report = artifact.Report(settings.release_sha, settings.stack)
+        self.deadline = time.monotonic() + settings.timeout_s
+        self.conn: psycopg.Connection[Any] | None = None
+        self.monitor: psycopg.Connection[Any] | None = None
+        self.runlog: RunLog | None = None
+        self.watch: BlockerWatch | None = None
+        self.pid: int | None = None
+        self.last_error: MigrationError | None = None
+
+    # -- output -----------------------------------------------------------------------
+    def echo(self, line: str) -> None:
+        line = self.redact(line)
+        self.report.log(line)
+        self._echo(line)
+
+    def remaining_ms(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+    def check_deadline(self, what: str) -> None:
+        if self.remaining_ms() <= 0:
+            raise DeadlineError(
+                f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded {what}",
+                hint="nothing after the last committed migration was applied; raise the "
+                     "timeout or split the migration",
+            )
+
+    # -- the run --------------------------------------------------------------------
+    def execute(self) -> artifact.Report:
+        r = self.report
+        r.mark("Running")
+        try:
+            self._run()
+        except MigrationError as e:
+            self.last_error = e
+            self._fail(e)
+        finally:
+            r.finished_at = artifact.now()
+            self._close()
+            if self.s.artifact_dir is not None:
+                path = artifact.write(r, self.s.artifact_dir)
+                self._echo(f"artifact: {path}")
+        return r
+
+    def _run(self) -> None:
+        s, r = self.s, self.report
+        files = discover(s.dir)
+        if not s.enabled:
+            r.status, r.reason_code = "Skipped", "migration-disabled"
+            r.reason = "MIGRATE_DB_MIGRATE_ENABLED=0: the runner applies nothing"
+            self.echo(r.reason)
+            r.mark("Skipped")
+            if s.telemetry:
+                try:
+                    self._open()
+                    assert self.runlog is not None
+                    self.runlog.record("SKIPPED", message=r.reason, backend_pid=self.pid)
+                except MigrationError as e:
+                    self.echo(f"warning: SKIPPED not recorded in the run log: {e}")
+            return
+        # Files are checked before anything connects: a bad file never reaches a database.
+        early = check(files, None, check_order=False)
+        early.raise_for_problems()
+        self._open()
+        assert self.conn is not None and self.runlog is not None
+        lock_wait = 0
+        if s.lock:
+            try:
+                lock_wait = lock.acquire(self.conn, lock.lock_key(s.schema, s.history_table),
+                                         self.deadline)
+            except MigrationError as e:
+                self.runlog.record("LOCK_TIMEOUT", message=str(e), backend_pid=self.pid,
+                                   lock_wait_ms=s.timeout_s * 1000)
+                raise
+            verify_session_pinned(self.conn, lock.lock_key(s.schema, s.history_table))
+            self.echo(f"runner lock acquired after {lock_wait} ms")
+        r.lock_wait_ms = lock_wait
+        self.runlog.start(backend_pid=self.pid, lock_wait_ms=lock_wait)
+        r.attempts = self.runlog.attempt
+        stale = self.runlog.reconcile_stale()
+        if stale:
+            self.echo(f"reconciled {stale} stale RUNNING run-log row(s) of killed runners")
+        applied = self._read_history()
+        result = check(files, applied, check_order=s.check_order)
+        for w in result.warnings:
+            self.echo("warning: " + w)
+        result.raise_for_problems()
+        pending = [result.analyses[f.name] for f in result.pending]
+        r.pending = [a.file.name for a in pending]
+        if not pending:
+            r.status = "Succeeded"
+            r.mark("Succeeded", "nothing pending")
+            self.echo(f"nothing pending ({len(applied)} applied)")
+            self.runlog.finish("SKIPPED", lock_wait_ms=lock_wait, message="nothing pending")
+            return
+        groups, boundaries = plan_groups(pending, s.single_transaction)
+        r.boundaries = boundaries
+        self.echo(f"{len(pending)} pending migration(s) in {len(groups)} transaction group(s)")
+        for b in boundaries:
+            self.echo(f"boundary before {b['before']}: {b['reason']} ({b['detail']})")
+        for g in groups:
+            self._apply_group(g)
+        r.status = "Succeeded"
+        r.mark("Succeeded")
+        total = sum(int(a["durationMs"]) for a in r.applied)
+        self.echo(f"applied {len(r.applied)} migration(s) in {total} ms")
+        self.runlog.finish("SUCCESS", lock_wait_ms=lock_wait, migration=r.applied[-1]["file"])
+
+    def _open(self) -> None:
+        s = self.s
+        url = s.database_url or embedded_url(s.embedded_dir)
+        self.redact.add(password_of(url))
+        timeout = max(1.0, min(10.0, self.remaining_ms() / 1000))
+        self.conn = connect(url, self.redact, timeout_s=timeout, purpose="migrate")
+        self.monitor = connect(url, self.redact, autocommit=True, timeout_s=timeout,
+                               purpose="monitor")
+        row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+        self.conn.commit()
+        self.pid = int(row[0]) if row else None
+        try:
+            # A killed runner's statement is cancelled within a second (PostgreSQL 14+).
+            self.conn.execute("SET client_connection_check_interval = '1s'")
+            self.conn.commit()
+        except psycopg.Error:
+            self.conn.rollback()
+        ensure_tables(self.monitor, self.tables, run_log=s.telemetry)
+        self.runlog = RunLog(self.monitor, self.tables, self.redact, release_sha=s.release_sha,
+                             host=host_name(), runner=s.runner, enabled=s.telemetry)
+        interval = max(0.02, min(0.25, s.lock_timeout_ms / 4000))
+        assert self.pid is not None
+        self.watch = BlockerWatch(self.monitor, self.pid, self.redact, interval)
+
+    def _close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
+        for c in (self.conn, self.monitor):
+            if c is not None:
+                try:
+                    c.close()
+                except psycopg.Error:
+                    pass
+
+    def _read_history(self) -> dict[str, Applied]:
+        assert self.conn is not None
+        rows = self.conn.execute(self.tables.select_applied()).fetchall()
+        self.conn.commit()
+        return {r[0]: Applied(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows}
+
+    # -- applying -------------------------------------------------------------------
+    def _timeouts(self) -> tuple[int, int, bool]:
+        left = self.remaining_ms()
+        stmt = min(self.s.statement_timeout_ms, left) if self.s.statement_timeout_ms else left
+        lk = min(self.s.lock_timeout_ms, left) if self.s.lock_timeout_ms else left
+        return max(1, lk), max(1, stmt), stmt < self.s.statement_timeout_ms or not \
+            self.s.statement_timeout_ms
+
+    def _apply_group(self, g: Group) -> None:
+        assert self.runlog is not None
+        attempt = 0
+        while True:
+            self.check_deadline(f"before {g.migrations[0].file.name}")
+            try:
+                done = self._attempt(g)
+            except _Retryable as e:
+                attempt += 1
+                err = e.error
+                if attempt > self.s.max_retries or self.remaining_ms() <= 0:
+                    if self.remaining_ms() <= 0:
+                        raise DeadlineError(
+                            f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded while "
+                            f"retrying {err.location.file if err.location else 'a migration'}",
+                            location=err.location, sqlstate=err.sqlstate,
+                        ) from None
+                    raise err from None
+                status = "LOCK_TIMEOUT" if err.sqlstate == "55P03" else "FAILED"
+                self.runlog.finish(status, sqlstate=err.sqlstate,
+                                   message=f"{err} (retry {attempt} of {self.s.max_retries})",
+                                   migration=err.location.file if err.location else None,
+                                   blockers=self.report.blockers)
+                backoff = random.uniform(0, min(0.2 * 2 ** attempt, 5.0))
+                backoff = min(backoff, max(0.0, self.remaining_ms() / 1000))
+                self.echo(f"{err.sqlstate} on attempt {attempt}: retrying in "
+                          f"{int(backoff * 1000)} ms")
+                time.sleep(backoff)
+                self.runlog.start(backend_pid=self.pid, lock_wait_ms=self.report.lock_wait_ms,
+                                  message=f"retry {attempt} after {err.sqlstate}")
+                self.report.attempts = self.runlog.attempt
+                continue
+            self.report.applied.extend(done)
+            return
+
+    def _attempt(self, g: Group) -> list[dict[str, Any]]:
+        assert self.conn is not None and self.watch is not None
+        conn = self.conn
+        done: list[dict[str, Any]] = []
+        if not g.transactional:
+            return [self._apply_non_tx(g.migrations[0])]
+        self.watch.arm()
+        try:
+            with conn.transaction():
+                for a in g.migrations:
+                    lk, st, _ = self._timeouts()
+                    conn.execute("SELECT set_config('lock_timeout', %s, true),"
+                                 " set_config('statement_timeout', %s, true)",
+                                 (f"{lk}ms", f"{st}ms"))
+                    t0 = time.monotonic()
+                    for stmt in a.body:
+                        self._exec(a, stmt)
+                    ms = int((time.monotonic() - t0) * 1000)
+                    conn.execute(self.tables.insert_applied(), (
+                        a.file.name, a.file.version, a.file.checksum, ms, self.s.release_sha,
+                        True, self.runlog.run_id if self.runlog else None))
+                    done.append({"file": a.file.name, "durationMs": ms, "transactional": True})
+                    if len(g.migrations) == 1:
+                        self.echo(f"  applied {a.file.name} ({ms} ms)")
+                    else:
+                        self.echo(f"  ran {a.file.name} ({ms} ms, commits with its group)")
+        finally:
+            self.watch.disarm()
+        return done
+
+    def _apply_non_tx(self, a: Analysis) -> dict[str, Any]:
+        assert self.conn is not None and self.watch is not None
+        conn = self.conn
+        stmt = a.body[0]
+        conn.autocommit = True
+        try:
+            lk, st, _ = self._timeouts()
+            conn.execute("SELECT set_config('lock_timeout', %s, false),"
+                         " set_config('statement_timeout', %s, false)", (f"{lk}ms", f"{st}ms"))
+            if stmt.index_name:
+                self._drop_invalid_index(stmt.index_name)
+            t0 = time.monotonic()
+            self.watch.arm()
+            try:
+                self._exec(a, stmt)
+            finally:
+                self.watch.disarm()
+            if stmt.index_name and not stmt.non_transactional == "DROP INDEX CONCURRENTLY":
+                if self._index_valid(stmt.index_name) is False:
+                    raise ExecutionError(
+                        f"index {stmt.index_name} was built INVALID",
+                        location=location_of(a.file, stmt.start),
+                        hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
+                    )
+            ms = int((time.monotonic() - t0) * 1000)
+            conn.execute(self.tables.insert_applied(), (
+                a.file.name, a.file.version, a.file.checksum, ms, self.s.release_sha, False,
+                self.runlog.run_id if self.runlog else None))
+            conn.execute("RESET lock_timeout; RESET statement_timeout")
+        finally:
+            conn.autocommit = False
+        self.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
+                  f"{stmt.non_transactional or 'declared'})")
+        return {"file": a.file.name, "durationMs": ms, "transactional": False}
+
+    def _index_valid(self, name: str) -> bool | None:
+        assert self.conn is not None
+        schema, _, ident = name.rpartition(".")
+        row = self.conn.execute(
+            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass("
+            "CASE WHEN %s = '' THEN quote_ident(%s) ELSE quote_ident(%s) || '.' || quote_ident(%s)"
+            " END)", (schema, ident, schema, ident)).fetchone()
+        return None if row is None else bool(row[0])
+
+    def _drop_invalid_index(self, name: str) -> None:
+        # A killed or failed concurrent build leaves an INVALID index behind; IF NOT EXISTS
+        # would skip it silently and leave the table without a usable index.
+        if self._index_valid(name) is False:
+            assert self.conn is not None
+            from psycopg import sql
+
+            self.echo(f"  dropping INVALID index {name} left by an earlier failed build")
+            parts = name.split(".")
+            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(*parts)))
+
+    def _exec(self, a: Analysis, stmt: Statement) -> None:
+        assert self.conn is not None
+        try:
+            self.conn.execute(stmt.sql.encode("utf-8"))
+        except psycopg.errors.QueryCanceled as e:
+            raise self._sql_error(a, stmt, e) from None
+        except psycopg.Error as e:
+            raise self._sql_error(a, stmt, e) from None
+
+    def _sql_error(self, a: Analysis, stmt: Statement, e: psycopg.Error) -> Exception:
+        state = e.sqlstate
+        diag = e.diag
+        pos = diag.statement_position
+        offset = stmt.start + (int(pos) - 1 if pos and pos.isdigit() else 0)
+        loc = location_of(a.file, offset) if pos else location_of(a.file, stmt.start)
+        primary = diag.message_primary or str(e).splitlines()[0]
+        msg = self.redact(primary)
+        if isinstance(e, psycopg.OperationalError) and state is None:
+            return ConnectError("lost the database connection: " + msg, location=loc)
+        if state in RETRYABLE:
+            blockers = self.watch.last if self.watch else []
+            if not blockers and self.monitor is not None and self.pid is not None:
+                blockers = snapshot(self.monitor, self.pid, self.redact)
+            self.report.blockers = blockers
+            who = ", ".join(f"pid {b['pid']} ({b['application'] or '?'}: "
+                            f"{(b['query'] or '')[:80]!r})" for b in blockers[:3])
+            err: MigrationError
+            if state == "55P03":
+                err = LockTimeoutError(
+                    msg + (f"; blocked by {who}" if who else ""), location=loc, sqlstate=state,
+                    hint="find the long transaction holding the lock, or raise "
+                         "MIGRATION_LOCK_TIMEOUT")
+            else:
+                err = ExecutionError(msg, location=loc, sqlstate=state,
+                                     hint="a deadlock persisted through the retries; look for "
+                                          "a job that locks the same tables in another order")
+            return _Retryable(err)
+        if state == "57014":
+            _, _, clamped = self._timeouts()
+            if clamped or self.remaining_ms() <= 50:
+                return DeadlineError(
+                    f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded during a statement",
+                    location=loc, sqlstate=state,
+                    hint="the migration's transaction rolled back; raise the timeout or make "
+                         "the migration faster")
+            return StatementTimeoutError(
+                msg, location=loc, sqlstate=state,
+                hint="the statement exceeded MIGRATION_STATEMENT_TIMEOUT; its transaction "
+                     "rolled back")
+        return ExecutionError(msg, location=loc, sqlstate=state,
+                              hint="the migration's transaction rolled back; fix forward with "
+                                   "a corrected file or a new migration")
+
+    def _fail(self, e: MigrationError) -> None:
+        r = self.report
+        r.status = "Failed"
+        r.reason_code = e.code
+        r.reason = self.redact(str(e))
+        problems = e.problems if isinstance(e, CheckError) else [e]
+        first = problems[0]
+        if first.location is not None:
+            r.failing = {"file": first.location.file, "line": first.location.line,
+                         "column": first.location.column, "sqlstate": first.sqlstate,
+                         "message": self.redact(first.message)[:4000]}
+        done = {a["file"] for a in r.applied}
+        r.pending = [p for p in r.pending if p not in done]
+        r.mark("Failed", e.code)
+        if self.runlog is not None and self.runlog.row_id is not None:
+            status = "LOCK_TIMEOUT" if isinstance(e, LockTimeoutError) else "FAILED"
+            try:
+                self.runlog.finish(status, lock_wait_ms=r.lock_wait_ms, sqlstate=e.sqlstate,
+                                   message=str(e),
+                                   migration=e.location.file if e.location else None,
+                                   blockers=r.blockers)
+            except psycopg.Error:
+                pass
+
+
+class _Retryable(Exception):
+    def __init__(self, error: MigrationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def up(settings: Settings, echo: Echo) -> tuple[artifact.Report, MigrationError | None]:
+    run = Run(settings, echo)
+    rep = run.execute()
+    return rep, run.last_error
+
+
+def history_exists(conn: psycopg.Connection[Any], tables: Tables) -> bool:
+    return exists(conn, tables.schema, tables.history)
