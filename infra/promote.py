@@ -64,7 +64,7 @@ def exit_code_of(error: InfraError) -> int:
 
 
 def check_sha(sha: str) -> str:
-    if not SHA_RE.match(sha):
+    if not SHA_RE.fullmatch(sha):
         raise PromoteError(
             "invalid-sha",
             f"{sha!r} is not a full commit SHA; pass the 40-character lowercase hex SHA "
@@ -76,7 +76,7 @@ def check_sha(sha: str) -> str:
 
 
 def check_image(image: str) -> str:
-    if not IMAGE_RE.match(image):
+    if not IMAGE_RE.fullmatch(image):
         raise PromoteError(
             "invalid-image",
             f"{image!r} is not pinned by digest; pass registry/repository@sha256:<64 hex>",

