@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
-from google.protobuf import empty_pb2, json_format, struct_pb2
+import grpc  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2, json_format, struct_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import analyzer_pb2
 
 from .errors import PolicyPackError

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PACK = PROJECT_ROOT / "policies"
 
 
-def run_program(config: stackconfig.StackConfig, python: str = sys.executable
-                ) -> dict[str, Any]:
+def run_program(config: stackconfig.StackConfig, python: str = sys.executable,
+                stack_outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the program in a fresh language-host process; returns its recording."""
     with tempfile.TemporaryDirectory(prefix="gr-preview-") as tmp:
         request_path, result_path = Path(tmp, "request.json"), Path(tmp, "result.json")
@@ -37,6 +37,7 @@ def run_program(config: stackconfig.StackConfig, python: str = sys.executable
             "project": config.project,
             "stack": config.stack,
             "main": config.main,
+            "stackOutputs": dict(stack_outputs or {}),
         }))
         env = {**os.environ, **config.env(), "PULUMI_DRY_RUN": "true"}
         completed = subprocess.run(
@@ -87,6 +88,7 @@ def run_preview(
     config_file: Path | None = None,
     packs: Sequence[PolicyPackProcess] | None = None,
     policy_pack_config_text: str | None = None,
+    stack_outputs: Mapping[str, Any] | None = None,
     python: str = sys.executable,
 ) -> PreviewResult:
     """Preview ``stack`` of the program in ``program_dir`` with the given policy packs.
@@ -94,7 +96,8 @@ def run_preview(
     ``packs`` reuses already running pack processes (tests start one per session); otherwise one
     process per directory in ``policy_packs`` is started and stopped here. The i-th config file
     (or ``policy_pack_config_text``) applies to the i-th pack, as with the CLI's repeated
-    ``--policy-pack-config``.
+    ``--policy-pack-config``. ``stack_outputs`` maps a referenced stack's name (full or
+    last segment) to its outputs; a StackReference to any other stack reads no outputs.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -119,7 +122,7 @@ def run_preview(
         running = list(packs) if packs is not None else owned
 
         t0 = time.perf_counter()
-        recording = run_program(config, python=python)
+        recording = run_program(config, python=python, stack_outputs=stack_outputs)
         timings["programSeconds"] = round(time.perf_counter() - t0, 3)
         resources = [Registration.from_json(r) for r in recording["resources"]]
         resources = _default_providers(resources, config.stack, config.project)

@@ -23,7 +23,8 @@ LIMITS = (
     "or absent, and provider-side validation errors are not reported",
     "no Azure state is read: every resource is previewed as a create, outputs are unknown, "
     "replacements and diffs against the live stack are not computed",
-    "invokes get offline placeholders (listed below) and StackReference outputs are unknown",
+    "invokes get offline placeholders (listed below); a StackReference reads the outputs given "
+    "with --stack-outputs, or none (a stack never deployed)",
     "encrypted (secure:) stack config cannot be decrypted and is passed as '[secret]'",
 )
 

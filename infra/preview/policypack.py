@@ -17,8 +17,8 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-import grpc
-from google.protobuf import empty_pb2
+import grpc  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
 
 from .errors import PolicyPackError
@@ -32,19 +32,19 @@ class _EngineServicer(engine_pb2_grpc.EngineServicer):
         self._sink = sink
         self._root = ""
 
-    def Log(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Log(self, request: Any, context: Any) -> Any:
         self._sink.append({"severity": _SEVERITIES.get(request.severity, "info"),
                            "message": request.message, "urn": request.urn})
         return empty_pb2.Empty()
 
-    def GetRootResource(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def GetRootResource(self, request: Any, context: Any) -> Any:
         return engine_pb2.GetRootResourceResponse(urn=self._root)
 
-    def SetRootResource(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def SetRootResource(self, request: Any, context: Any) -> Any:
         self._root = request.urn
         return engine_pb2.SetRootResourceResponse()
 
-    def RequirePulumiVersion(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def RequirePulumiVersion(self, request: Any, context: Any) -> Any:
         return empty_pb2.Empty()
 
 

@@ -38,7 +38,9 @@ def _user_frames(exc: BaseException, program_dir: Path) -> list[str]:
         if path.is_relative_to(program_dir):
             keep.append(frame)
     if not keep and frames:
-        keep = [frames[-1]]
+        # No frame of the program (the error surfaced in an SDK callback): show the innermost.
+        return ["  (no frame of the program; innermost frame:)\n",
+                *traceback.format_list(frames[-1:])]
     return traceback.format_list(keep)
 
 
@@ -58,9 +60,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     program_dir = Path(request["programDir"]).resolve()
     main = Path(request.get("main") or program_dir)
     main = main if main.is_absolute() else program_dir / main
-    monitor = RecordingMonitor(stack=request["stack"], project=request["project"])
+    monitor = RecordingMonitor(stack=request["stack"], project=request["project"],
+                               stack_outputs=request.get("stackOutputs"))
     logs = LogCollector()
-    pulumi_settings.configure(MockSettings(
+    pulumi_settings.configure(MockSettings(  # type: ignore[no-untyped-call]
         monitor=monitor,
         engine=logs,
         project=request["project"],
@@ -79,13 +82,17 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     error: dict[str, Any] | None = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
     try:
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
+        loop.run_until_complete(run_in_stack(program))
     except SystemExit as exc:
         if exc.code not in (0, None):
             error = {"type": "SystemExit", "message": f"program exited with {exc.code}",
                      "frames": []}
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, not swallowed
+    except BaseException as exc:
         error = _describe(exc, program_dir)
     finally:
         loop.close()

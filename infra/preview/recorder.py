@@ -3,8 +3,8 @@
 Subclasses pulumi's ``MockMonitor`` but answers like the engine does during a preview of new
 resources: the URN is built the engine's way (``MockMonitor.make_urn`` drops all but the last parent
 type and puts ``pulumi:pulumi:Stack$`` in front of top-level resources), custom resources get no ID
-and their inputs echoed back as outputs (so every output-only property stays unknown), and
-components get nothing. Each RegisterResource request is kept as the engine received it: raw input
+and only their top-level scalar inputs echoed back as outputs (everything else stays unknown),
+and components get nothing. Each RegisterResource request is kept as the engine received it: raw input
 struct with unknown sentinels and secret markers, parent, dependencies, propertyDependencies.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
 
@@ -76,10 +76,12 @@ def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> 
 class RecordingMonitor(MockMonitor):
     """Records every registration; see the module docstring for how it answers."""
 
-    def __init__(self, stack: str, project: str) -> None:
+    def __init__(self, stack: str, project: str,
+                 stack_outputs: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__(_NoMocks())
         self.stack = stack
         self.project = project
+        self.stack_outputs = stack_outputs or {}
         self.recorded: list[Recorded] = []
         self.invokes: list[str] = []
         self._urns: set[str] = set()
@@ -119,35 +121,60 @@ class RecordingMonitor(MockMonitor):
             custom_timeouts=timeouts,
         ))
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         urn = engine_urn(self.stack, self.project, request.parent, request.type, request.name)
         self._record(request, urn, read=False)
         if not request.custom:
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        # A preview of a create: no ID yet, outputs = the (unchecked) inputs, the rest unknown.
-        return resource_pb2.RegisterResourceResponse(urn=urn, id="", object=request.object)
+        # A preview of a create: no ID yet and every output unknown, except top-level scalar
+        # inputs echoed back (an output of the same name has the same value). Nested inputs are
+        # not echoed: the provider reshapes them into outputs (a list of identity IDs becomes a
+        # map of identity objects), which only its own Check/Create can do.
+        echoed = struct_pb2.Struct()
+        for key, value in request.object.fields.items():
+            if value.WhichOneof("kind") in ("string_value", "number_value", "bool_value"):
+                echoed.fields[key].CopyFrom(value)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id="", object=echoed)
 
-    def ReadResource(self, request: Any) -> Any:  # noqa: N802
+    def ReadResource(self, request: Any) -> Any:
         urn = engine_urn(self.stack, self.project, request.parent, request.type, request.name)
         self._record(request, urn, read=True)
-        # Offline there is nothing to read (StackReference outputs, .get() lookups): every
-        # output stays unknown.
+        if request.type == "pulumi:pulumi:StackReference":
+            return resource_pb2.ReadResourceResponse(urn=urn, properties=self._stack_reference(
+                request))
+        # Offline there is nothing to read (.get() lookups): every output stays unknown.
         return resource_pb2.ReadResourceResponse(urn=urn)
 
-    def Invoke(self, request: Any) -> Any:  # noqa: N802
+    def _stack_reference(self, request: Any) -> struct_pb2.Struct:
+        """A referenced stack's outputs: from --stack-outputs, else a stack never deployed.
+
+        The engine reads real outputs during a preview, so they are known values there; offline
+        the same holds for the outputs given, and a stack not given answers like a new stack
+        (no outputs), never with unknowns.
+        """
+        name = request.properties.fields["name"].string_value if "name" in \
+            request.properties.fields else request.id
+        outputs = self.stack_outputs.get(name)
+        if outputs is None:
+            outputs = self.stack_outputs.get(name.rsplit("/", 1)[-1], {})
+        result = struct_pb2.Struct()
+        result.update({"name": name, "outputs": outputs, "secretOutputNames": []})
+        return result
+
+    def Invoke(self, request: Any) -> Any:
         if request.tok != "pulumi:pulumi:getResource":
             self.invokes.append(request.tok)
-        return super().Invoke(request)
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
 
-    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802
-        info = super().GetDeploymentInfo(request)
+    def GetDeploymentInfo(self, request: Any) -> Any:
+        info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
         # Without resource references the SDK sends IDs/URNs in their place, which is what the
         # engine hands analyzers (it marshals with KeepResources=false).
         features = [f for f in info.supportedFeatures
                     if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
-    def SupportsFeature(self, request: Any) -> Any:  # noqa: N802
+    def SupportsFeature(self, request: Any) -> Any:
         supported = request.id not in ("outputValues", "resourceReferences")
         return type("SupportsFeatureResponse", (object,), {"hasSupport": supported})
 
@@ -160,7 +187,7 @@ class LogCollector:
     def __init__(self) -> None:
         self.entries: list[dict[str, str]] = []
 
-    def Log(self, request: Any) -> None:  # noqa: N802
+    def Log(self, request: Any) -> None:
         self.entries.append({
             "severity": self.SEVERITIES.get(request.severity, "info"),
             "message": request.message,

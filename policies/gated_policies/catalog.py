@@ -18,9 +18,9 @@ from .findings import Finding
 ResourceValidator = Callable[[str, str, Mapping[str, Any], Mapping[str, Any]], list[Finding]]
 StackValidator = Callable[[Sequence[stack_rules.StackResource], Mapping[str, Any]], list[Finding]]
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
+_STRINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 
-ON_UNKNOWN = {
+ON_UNKNOWN: dict[str, dict[str, Any]] = {
     "onUnknown": {
         "type": "string",
         "enum": ["violation", "advisory"],
@@ -31,7 +31,7 @@ ON_UNKNOWN = {
     },
 }
 
-MIGRATION_COMMANDS = {
+MIGRATION_COMMANDS: dict[str, dict[str, Any]] = {
     "migrationCommandPatterns": {
         **_STRINGS,
         "default": list(patterns.DEFAULT_MIGRATION_COMMAND_PATTERNS),
@@ -51,7 +51,7 @@ MIGRATION_COMMANDS = {
     },
 }
 
-ENABLE_FLAG = {
+ENABLE_FLAG: dict[str, dict[str, Any]] = {
     "migrateEnableEnvPattern": {
         "type": "string",
         "default": patterns.DEFAULT_MIGRATE_ENABLE_ENV_PATTERN,
@@ -59,7 +59,7 @@ ENABLE_FLAG = {
     },
 }
 
-GATE = {
+GATE: dict[str, dict[str, Any]] = {
     "gateResourceTypes": {
         **_STRINGS,
         "default": ["pulumi-python:dynamic*:MigrationRun", "*:*:MigrationRun"],

@@ -52,7 +52,7 @@ TRUTHY = frozenset({"1", "true", "yes", "on", "y", "t", "enabled"})
 
 # Env var names whose value is a credential: they must come from a secretRef, never a literal.
 DEFAULT_SECRET_ENV_NAME_PATTERN = (
-    r"(^|_)(DATABASE_URL|DB_URL|PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY"
+    r"(^|_)(DATABASE_URL|DB_URL|PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY"
     r"|CONNECTION_STRING|CONN_STR|DSN|CREDENTIALS?)($|_)"
 )
 

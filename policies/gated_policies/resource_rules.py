@@ -46,7 +46,9 @@ def is_migration_job(resource_type: str, name: str, props: Mapping[str, Any], co
             if finding is not None and not finding.unknown:
                 return True
     pattern = config.get("migrationJobNamePattern")
-    return bool(pattern) and patterns.compile_patterns([pattern])[0].search(name) is not None
+    if not isinstance(pattern, str) or not pattern:
+        return False
+    return patterns.compile_patterns([pattern])[0].search(name) is not None
 
 
 def no_startup_migrations(resource_type: str, name: str, props: Mapping[str, Any],

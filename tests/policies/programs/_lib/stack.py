@@ -100,6 +100,9 @@ def build(
         deps = [migration_job] if (migration_job is not None and gate_depends_on_job) else []
         run = MigrationRun("migration-run", {"releaseSha": "abc123", "jobName": "migration-job"},
                            ResourceOptions(depends_on=deps))
+    if app_image == "unknown":
+        # An ID is unknown while previewing a create: the image becomes unknown too.
+        app_image = env.id.apply(lambda _: IMAGE)
     for name in app_names:
         env_vars = [
             *_env({"WEB_DB_MIGRATE_ENABLED": "0", **(app_env or {})}),

@@ -4,6 +4,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _lib.stack import build  # noqa: E402
+from _lib.stack import build
 
 build()
