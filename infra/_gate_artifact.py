@@ -39,29 +39,43 @@ def _empty_summary() -> dict[str, Any]:
 
 
 def _valid_summary(value: Any) -> bool:
-    if not isinstance(value, dict) or set(value) - {"applied", "pending", "skipped", "failing",
-                                                   "boundaries"}:
+    if not isinstance(value, dict) or set(value) - {
+        "applied",
+        "pending",
+        "skipped",
+        "failing",
+        "boundaries",
+    }:
         return False
     lists_ok = all(isinstance(value.get(k), list) for k in ("applied", "pending", "skipped"))
     applied_ok = lists_ok and all(
-        isinstance(a, dict) and isinstance(a.get("file"), str)
-        and isinstance(a.get("durationMs"), int) and a["durationMs"] >= 0
-        and isinstance(a.get("transactional"), bool) and set(a) <= {"file", "durationMs", "transactional"}
+        isinstance(a, dict)
+        and isinstance(a.get("file"), str)
+        and isinstance(a.get("durationMs"), int)
+        and a["durationMs"] >= 0
+        and isinstance(a.get("transactional"), bool)
+        and set(a) <= {"file", "durationMs", "transactional"}
         for a in value["applied"]
     )
-    names_ok = lists_ok and all(isinstance(n, str) for k in ("pending", "skipped") for n in value[k])
+    names_ok = lists_ok and all(
+        isinstance(n, str) for k in ("pending", "skipped") for n in value[k]
+    )
     failing = value.get("failing", "missing")
     failing_ok = failing is None or (
-        isinstance(failing, dict) and {"file", "line", "sqlstate", "message"} <= set(failing)
+        isinstance(failing, dict)
+        and {"file", "line", "sqlstate", "message"} <= set(failing)
         and set(failing) <= {"file", "line", "column", "sqlstate", "message"}
         and isinstance(failing["file"], str)
-        and isinstance(failing["message"], str) and len(failing["message"]) <= MAX_REASON
+        and isinstance(failing["message"], str)
+        and len(failing["message"]) <= MAX_REASON
         and all(_position(failing.get(k)) for k in ("line", "column"))
         and (failing["sqlstate"] is None or bool(_SQLSTATE.match(str(failing["sqlstate"]))))
     )
     boundaries = value.get("boundaries", [])
     boundaries_ok = isinstance(boundaries, list) and all(
-        isinstance(b, dict) and isinstance(b.get("before"), str) and set(b) <= {"before", "reason", "detail"}
+        isinstance(b, dict)
+        and isinstance(b.get("before"), str)
+        and set(b) <= {"before", "reason", "detail"}
         and b.get("reason") in ("non-transactional", "enum-value-used-later")
         for b in boundaries
     )
@@ -138,7 +152,8 @@ class ArtifactBuilder:
     def finish(
         self, status: str, code: str | None, reason: str | None, at: datetime, elapsed_ms: int
     ) -> None:
-        self.event(status if code is None else f"{status} ({code})", at, reason)
+        if not self.timeline or self.timeline[-1]["status"] != status:
+            self.event(status, at, reason)
         self._final = {
             "executionStatus": status,
             "reasonCode": code,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -51,7 +51,9 @@ _IMAGE = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_.-]{1,128}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 _ARM_ID = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/.+/[^/]+$")
-_SECRET_URI = re.compile(r"^https://[a-z0-9-]{3,24}\.vault\.azure\.(net|cn|us)/secrets/[A-Za-z0-9-]+(/[0-9a-f]{32})?$")
+_SECRET_URI = re.compile(
+    r"^https://[a-z0-9-]{3,24}\.vault\.azure\.(net|cn|us)/secrets/[A-Za-z0-9-]+(/[0-9a-f]{32})?$"
+)
 _PG_DURATION = re.compile(r"^[0-9]+(us|ms|s|min|h|d)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -143,7 +145,9 @@ def load_stack_file(path: Path) -> dict[str, Any]:
     """The ``gated-release:`` keys of a ``Pulumi.<stack>.yaml`` file, namespace stripped."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     prefix = PROJECT + ":"
-    return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
+    return {
+        k[len(prefix) :]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)
+    }
 
 
 class _Reader:
@@ -156,7 +160,7 @@ class _Reader:
         if unknown:
             self.fail(unknown[0], "a key declared in Pulumi.yaml (unknown key; typo?)")
 
-    def fail(self, key: str, expected: str, got: Any = None) -> ConfigError:
+    def fail(self, key: str, expected: str, got: Any = None) -> NoReturn:
         shown = "" if got is None else f", got {got!r}"
         raise ConfigError(
             "config-invalid",
@@ -284,7 +288,11 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     apps = _apps(r)
     longest = max([*(len(a.name) for a in apps), len("migrate")])
     if len(f"{prefix}-{stack}-") + longest > 32:
-        r.fail("namePrefix", "short enough that <prefix>-<stack>-<app> fits ACA's 32 characters", prefix)
+        r.fail(
+            "namePrefix",
+            "short enough that <prefix>-<stack>-<app> fits ACA's 32 characters",
+            prefix,
+        )
     min_replicas = r.integer("minReplicas", (0, 30))
     max_replicas = r.integer("maxReplicas", (1, 300))
     if max_replicas < min_replicas:

@@ -165,7 +165,7 @@ class LoopbackBearerPolicy(ARMChallengeAuthenticationPolicy):
         super().on_request(request)
 
 
-class LoopbackLogsBearerPolicy(BearerTokenCredentialPolicy):
+class LoopbackLogsBearerPolicy(BearerTokenCredentialPolicy):  # type: ignore[type-arg]
     """Log Analytics bearer policy with the same loopback-only exception."""
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
@@ -187,7 +187,11 @@ def _arm_client(req: GateRequest, credential: TokenCredential, options: Mapping[
 
 def _describe(exc: BaseException) -> str:
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    text = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = (
+        str(getattr(exc, "message", None) or exc).splitlines()[0]
+        if str(exc)
+        else type(exc).__name__
+    )
     return f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {text}"
 
 
@@ -195,7 +199,9 @@ def _start(client: Any, req: GateRequest, remaining: float) -> str | None:
     """Start one execution; its name, or None when ARM did not say (found by listing)."""
     _, rg, job = req.job
     poller = client.jobs.begin_start(
-        rg, job, template={"containers": [req.container.as_arm()]},
+        rg,
+        job,
+        template={"containers": [req.container.as_arm()]},
         polling_interval=req.poll_initial_seconds,
     )
     result = poller.result(timeout=max(remaining, 0.0))
@@ -212,7 +218,9 @@ def _find_execution(client: Any, req: GateRequest) -> str | None:
     for execution in client.jobs_executions.list(rg, job):
         props = execution.properties
         containers = (props.template.containers if props and props.template else None) or []
-        shas = {e.value for c in containers for e in (c.env or []) if e.name == "MIGRATION_RELEASE_SHA"}
+        shas = {
+            e.value for c in containers for e in (c.env or []) if e.name == "MIGRATION_RELEASE_SHA"
+        }
         if req.release_sha in shas and execution.name:
             started = props.start_time.isoformat() if props.start_time else ""
             if best is None or started > best[0]:
@@ -252,7 +260,7 @@ def _fetch_logs(
     while True:
         try:
             response = client.query_workspace(req.workspace_id, query, timespan=timedelta(days=1))
-        except Exception as exc:  # noqa: BLE001 logs are diagnostics; the status decides
+        except Exception as exc:
             log.warning("log analytics query failed: %s", _describe(exc))
             return None
         if response.status == LogsQueryStatus.SUCCESS:
@@ -288,8 +296,9 @@ def run_gate(
         artifact.finish(status, code, reason, clock.now(), elapsed)
         path = artifact.write(req.artifact_dir)
         where = f" (execution {execution})" if execution else ""
-        return GateError(code, f"{reason}{where}; diagnostics: {path}", artifact=str(path),
-                         execution=execution)
+        return GateError(
+            code, f"{reason}{where}; diagnostics: {path}", artifact=str(path), execution=execution
+        )
 
     client = _arm_client(req, credential, client_options or {})
     artifact.event("Starting", clock.now(), f"job {req.job[2]}, image {req.container.image}")
@@ -297,12 +306,22 @@ def run_gate(
         execution = _start(client, req, remaining())
     except GateError:
         raise
-    except Exception as exc:  # noqa: BLE001 every start failure is the same gate outcome
-        raise fail("start-failed", "Unknown", f"starting the migration job failed: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise fail(
+            "start-failed", "Unknown", f"starting the migration job failed: {_describe(exc)}"
+        ) from exc
     if execution is None:
         if remaining() <= 0:
-            raise fail("execution-timeout", "TimedOut", "the job start did not complete before the deadline")
-        raise fail("start-failed", "Unknown", "ARM accepted the start but no execution carries this release")
+            raise fail(
+                "execution-timeout",
+                "TimedOut",
+                "the job start did not complete before the deadline",
+            )
+        raise fail(
+            "start-failed",
+            "Unknown",
+            "ARM accepted the start but no execution carries this release",
+        )
     artifact.execution_name = execution
     artifact.event("Started", clock.now(), execution)
 
@@ -312,11 +331,17 @@ def run_gate(
     while True:
         try:
             current = client.job_execution(rg, job, execution)
-        except Exception as exc:  # noqa: BLE001 retries already happened in the SDK pipeline
-            raise fail("azure-api-error", status or "Unknown",
-                       f"reading the job execution failed: {_describe(exc)}", execution) from exc
+        except Exception as exc:
+            raise fail(
+                "azure-api-error",
+                status or "Unknown",
+                f"reading the job execution failed: {_describe(exc)}",
+                execution,
+            ) from exc
         props = current.properties
-        new_status = str(props.status) if props and props.status else "Unknown"
+        raw_status = props.status if props else None
+        # the SDK returns a str-enum for known statuses and a plain str for new ones
+        new_status = str(getattr(raw_status, "value", raw_status) or "Unknown")
         if new_status != status:
             status = new_status
             artifact.event(status, clock.now(), props.message if props else None)
@@ -342,11 +367,18 @@ def run_gate(
         return GateResult(execution, SUCCEEDED, path, elapsed, artifact.logs_source)
     if status in FAILED_STATUSES:
         detail = artifact.runner_reason()
-        raise fail(FAILED_STATUSES[status], status,
-                   f"migration job execution ended {status}{detail}", execution)
-    raise fail("execution-timeout", "TimedOut",
-               f"migration job execution still {status} after {req.deadline_seconds:.0f}s",
-               execution)
+        raise fail(
+            FAILED_STATUSES[status],
+            status,
+            f"migration job execution ended {status}{detail}",
+            execution,
+        )
+    raise fail(
+        "execution-timeout",
+        "TimedOut",
+        f"migration job execution still {status} after {req.deadline_seconds:.0f}s",
+        execution,
+    )
 
 
 def request_from_props(props: Mapping[str, Any]) -> GateRequest:
@@ -374,5 +406,11 @@ def request_from_props(props: Mapping[str, Any]) -> GateRequest:
 
 def result_json(result: GateResult) -> str:
     """A compact, log-friendly summary of a succeeded run."""
-    return json.dumps({"execution": result.execution_name, "status": result.status,
-                       "elapsedMs": result.elapsed_ms, "artifact": str(result.artifact_path)})
+    return json.dumps(
+        {
+            "execution": result.execution_name,
+            "status": result.status,
+            "elapsedMs": result.elapsed_ms,
+            "artifact": str(result.artifact_path),
+        }
+    )

@@ -26,11 +26,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
+from pulumi.dynamic import (
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
 from pulumi.dynamic import Resource as DynamicResource
-from pulumi.dynamic import UpdateResult
 
-__all__ = ["TRIGGERS", "MigrationRun", "MigrationRunArgs", "MigrationRunProvider", "changed_triggers"]
+__all__ = [
+    "TRIGGERS",
+    "MigrationRun",
+    "MigrationRunArgs",
+    "MigrationRunProvider",
+    "changed_triggers",
+]
 
 TRIGGERS = ("releaseSha", "image", "jobId", "migrationsChecksum")
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -73,13 +85,17 @@ class MigrationRunProvider(ResourceProvider):
         from infra.gate_provider import changed_triggers
 
         changed = changed_triggers(olds, news)
-        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+        return DiffResult(
+            changes=bool(changed), replaces=[], stables=[], delete_before_replace=False
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         from infra.gate_provider import _outputs, run_for_props
 
         result = run_for_props(props)
-        return CreateResult(f"{props['releaseSha']}/{result.execution_name}", _outputs(props, result))
+        return CreateResult(
+            f"{props['releaseSha']}/{result.execution_name}", _outputs(props, result)
+        )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from infra.gate_provider import _outputs, run_for_props
@@ -123,8 +139,8 @@ class MigrationRun(DynamicResource, module="gate", name="MigrationRun"):
     """One awaited execution of the migration job per release (the gate)."""
 
     status: pulumi.Output[str]
-    executionName: pulumi.Output[str]  # noqa: N815 (engine property name)
-    artifactPath: pulumi.Output[str]  # noqa: N815
+    executionName: pulumi.Output[str]
+    artifactPath: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MigrationRunArgs, opts: pulumi.ResourceOptions | None = None

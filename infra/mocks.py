@@ -27,9 +27,13 @@ _ARM: Mapping[str, tuple[str, str]] = {
     "azure-native:app:ContainerApp": ("containerAppName", "Microsoft.App/containerApps"),
     "azure-native:app:ManagedEnvironment": ("environmentName", "Microsoft.App/managedEnvironments"),
     "azure-native:operationalinsights:Workspace": (
-        "workspaceName", "Microsoft.OperationalInsights/workspaces"),
+        "workspaceName",
+        "Microsoft.OperationalInsights/workspaces",
+    ),
     "azure-native:managedidentity:UserAssignedIdentity": (
-        "resourceName", "Microsoft.ManagedIdentity/userAssignedIdentities"),
+        "resourceName",
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+    ),
 }
 
 
@@ -49,17 +53,23 @@ class ProgramMocks(pulumi.runtime.Mocks):
         self.gate_status = gate_status
         self.calls: list[str] = []
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
             name = str(inputs.get("name") or args.resource_id or args.name)
             stack = name.rsplit("/", 1)[-1]
-            outputs = {"acceptedReleases": list(self.ledgers[stack])} if stack in self.ledgers else {}
+            outputs = (
+                {"acceptedReleases": list(self.ledgers[stack])} if stack in self.ledgers else {}
+            )
             return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
         if args.typ.startswith("pulumi-python:dynamic"):
             execution = f"mock-{str(inputs.get('releaseSha', ''))[:12]}"
             return f"{inputs.get('releaseSha')}/{execution}", {
-                **inputs, "status": self.gate_status, "executionName": execution,
+                **inputs,
+                "status": self.gate_status,
+                "executionName": execution,
             }
         group = str(inputs.get("resourceGroupName") or "rg-mock")
         rg_id = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}"
@@ -69,7 +79,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
             name = str(inputs.get("roleAssignmentName") or _guid(args.name))
             scope = str(inputs.get("scope") or rg_id)
             return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}", {
-                **inputs, "name": name,
+                **inputs,
+                "name": name,
             }
         name_key, path = _ARM.get(args.typ, ("", ""))
         name = str(inputs.get(name_key) or args.name)
@@ -81,7 +92,10 @@ class ProgramMocks(pulumi.runtime.Mocks):
             state["identity"] = {
                 **identity,
                 "userAssignedIdentities": {
-                    str(i): {"principalId": _guid("principal", str(i)), "clientId": _guid("client", str(i))}
+                    str(i): {
+                        "principalId": _guid("principal", str(i)),
+                        "clientId": _guid("client", str(i)),
+                    }
                     for i in identity["userAssignedIdentities"]
                 },
             }
@@ -91,14 +105,25 @@ class ProgramMocks(pulumi.runtime.Mocks):
             state["principalId"] = _guid("principal", name)
             state["clientId"] = _guid("client", name)
         elif args.typ == "azure-native:app:ContainerApp":
-            state["latestRevisionFqdn"] = f"{name}.mock.{inputs.get('location', 'westeurope')}.azurecontainerapps.io"
+            state["latestRevisionFqdn"] = (
+                f"{name}.mock.{inputs.get('location', 'westeurope')}.azurecontainerapps.io"
+            )
         return arm_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append(args.token)
         if args.token == "azure-native:operationalinsights:getSharedKeys":
-            return {"primarySharedKey": "mock-shared-key", "secondarySharedKey": "mock-shared-key-2"}, []
+            return {
+                "primarySharedKey": "mock-shared-key",
+                "secondarySharedKey": "mock-shared-key-2",
+            }, []
         if args.token == "azure-native:authorization:getClientConfig":
-            return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": MOCK_SUBSCRIPTION,
-                    "clientId": MOCK_SUBSCRIPTION, "objectId": MOCK_SUBSCRIPTION}, []
+            return {
+                "subscriptionId": MOCK_SUBSCRIPTION,
+                "tenantId": MOCK_SUBSCRIPTION,
+                "clientId": MOCK_SUBSCRIPTION,
+                "objectId": MOCK_SUBSCRIPTION,
+            }, []
         return {}, []

@@ -3,12 +3,15 @@
 A stack's *ledger* is its ``acceptedReleases`` stack output: ``[{sha, image, acceptedAt}, ...]`` in
 acceptance order, carried forward by the Pulumi program. A release is *accepted* on a stack when its
 ``pulumi up`` and every check after it (API smoke, migration alerts) passed; the workflow then sets
-``gated-release:acceptRelease`` and runs ``pulumi up`` again, which appends the release to the ledger.
+``gated-release:acceptRelease`` and runs ``pulumi up`` again, which appends the release to the
+ledger.
 
 Promotion reads the upstream stack's ledger (``gated-release:promotesFrom``); a replay redeploys a
-release the target stack accepted before. Everything that talks to Pulumi goes through two seams:
-``--ledger-file`` (stack outputs as JSON, instead of ``pulumi stack output --json``) and ``--pulumi``
-(the executable to run), so all of it runs offline in tests.
+release accepted before. Which release may deploy where is decided by :mod:`infra.release`, the
+rule the program itself enforces in ``pulumi up``; this module only gathers the ledgers for it.
+Everything that talks to Pulumi goes through two seams: ``--ledger-file`` (stack outputs as JSON,
+instead of ``pulumi stack output --json``) and ``--pulumi`` (the executable to run), so all of it
+runs offline in tests.
 """
 
 from __future__ import annotations
@@ -111,7 +114,8 @@ class Backend:
     """Stack outputs and stack config, from the Pulumi CLI or (outputs only) a JSON ledger file.
 
     The ledger file maps a stack name to what ``pulumi stack output --json --stack <name>``
-    prints, e.g. ``{"dev": {"acceptedReleases": [...], "releaseSha": "...", "apiUrl": "..."}}``.
+    prints, e.g. ``{"dev": {"acceptedReleases": [...], "release": {"sha": ..., "image": ...},
+    "appUrls": {"api": "<fqdn>"}}}`` (the exports of infra/program.py).
     """
 
     pulumi: str = "pulumi"
@@ -181,13 +185,17 @@ class Backend:
     def config_rm(self, stack: str, key: str) -> None:
         self._checked("config", "rm", key, "--stack", stack)
 
-    def promotes_from(self, stack: str) -> str | None:
-        """``gated-release:promotesFrom`` from the committed ``Pulumi.<stack>.yaml`` (no CLI)."""
+    def stack_file_config(self, stack: str) -> dict[str, Any]:
+        """The committed ``Pulumi.<stack>.yaml`` config (no CLI); empty when there is none."""
         path = self.project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
         if not path.is_file():
-            return None
+            return {}
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-        value = config.get(KEY_FROM)
+        return dict(config) if isinstance(config, dict) else {}
+
+    def promotes_from(self, stack: str) -> str | None:
+        """``gated-release:promotesFrom`` from the committed stack file."""
+        value = self.stack_file_config(stack).get(KEY_FROM)
         return str(value) if value else None
 
 
@@ -302,6 +310,22 @@ def verify(
     return found[-1][1]
 
 
+def preview_outputs(backend: Backend, stack: str) -> dict[str, Any]:
+    """Stack outputs for the offline preview (``--stack-outputs``): the upstream has accepted
+    the release committed in the stack file, so the preview exercises the program and the
+    policy pack rather than the promotion rule (which only real ledgers can answer)."""
+    config = backend.stack_file_config(stack)
+    source = backend.promotes_from(stack)
+    sha, image = config.get(KEY_SHA), config.get(KEY_IMAGE)
+    if not source:
+        return {}
+    if not (sha and image):
+        raise PromoteError("usage", f"Pulumi.{stack}.yaml sets no {KEY_SHA}/{KEY_IMAGE}",
+                           EXIT_USAGE, stack=stack)
+    entry = AcceptedRelease(str(sha), str(image), "1970-01-01T00:00:00Z")
+    return {source: {LEDGER_OUTPUT: [entry.as_output()]}}
+
+
 def configure(backend: Backend, stack: str, sha: str, image: str, replay: bool = False) -> None:
     """Set the release for the next ``pulumi up``; clears acceptance so the up cannot accept."""
     check_sha(sha)
@@ -342,27 +366,47 @@ def _pending_names(status: Mapping[str, Any]) -> list[str]:
 
 
 def _alert(status: Mapping[str, Any]) -> tuple[str, list[str]]:
-    alert = status.get("alert") or status.get("alerts") or {}
+    alert = status.get("alert") or {}
     if isinstance(alert, str):
         return alert, []
-    level = str(alert.get("level") or alert.get("status") or "unknown")
-    reasons = alert.get("reasons") or []
-    return level, [str(r) for r in reasons]
+    reasons = [str(r.get("message", r)) if isinstance(r, dict) else str(r)
+               for r in alert.get("reasons") or []]
+    return str(alert.get("level") or "unknown"), reasons
 
 
 def _last_success_sha(status: Mapping[str, Any]) -> str | None:
-    for run in status.get("recentRuns") or status.get("recent_runs") or []:
+    """Release of the newest successful whole-run row (``recentRuns`` is newest first)."""
+    for run in status.get("recentRuns") or []:
         if isinstance(run, dict) and run.get("status") == "SUCCESS" and not run.get("migration"):
-            sha = run.get("releaseSha") or run.get("release_sha")
+            sha = run.get("releaseSha")
             return str(sha) if sha else None
     return None
+
+
+def deployed_sha(outputs: Mapping[str, Any]) -> str | None:
+    """The release the stack's last update deployed (the program's ``release`` output)."""
+    release = outputs.get("release")
+    sha = release.get("sha") if isinstance(release, dict) else None
+    return str(sha) if sha else None
+
+
+def api_url(outputs: Mapping[str, Any], stack: str, app: str = "api") -> str:
+    """``https://<fqdn>`` of an app's latest revision, from the ``appUrls`` output."""
+    urls = outputs.get("appUrls")
+    fqdn = urls.get(app) if isinstance(urls, dict) else None
+    if not fqdn:
+        raise PromoteError("no-app-url", f"stack {stack} exports no appUrls.{app}; is {app} in "
+                           "gated-release:ingressApps, and has the stack been deployed?",
+                           EXIT_BACKEND, stack=stack)
+    fqdn = str(fqdn)
+    return fqdn.rstrip("/") if fqdn.startswith(("http://", "https://")) else f"https://{fqdn}"
 
 
 def drift(stack: str, outputs: Mapping[str, Any], status: Mapping[str, Any]) -> list[Finding]:
     """Compare what the stack deployed with what its database reports."""
     findings: list[Finding] = []
     ledger = parse_ledger(outputs.get(LEDGER_OUTPUT))
-    deployed = outputs.get("releaseSha")
+    deployed = deployed_sha(outputs)
     if not ledger:
         findings.append(Finding("no-accepted-release", "warning",
                                 f"stack {stack} has accepted no release yet"))
@@ -385,13 +429,15 @@ def drift(stack: str, outputs: Mapping[str, Any], status: Mapping[str, Any]) -> 
         findings.append(Finding(
             "release-not-migrated", "warning",
             f"the last successful migration run was for {ran[:12]}, not deployed {deployed[:12]}"))
-    if status.get("telemetry") is False or status.get("telemetryAvailable") is False:
+    telemetry = status.get("telemetry")
+    if isinstance(telemetry, dict) and telemetry.get("enabled") and not telemetry.get("available"):
         findings.append(Finding("telemetry-unavailable", "warning",
                                 "the run log is unavailable; alerts cannot see failures"))
     level, reasons = _alert(status)
     if level == "critical":
         findings.append(Finding("alert-critical", "critical",
-                                "migration alert is critical: " + ("; ".join(reasons) or "see ops")))
+                                "migration alert is critical: "
+                                + ("; ".join(reasons) or "see the ops endpoint")))
     elif level == "warning":
         findings.append(Finding("alert-warning", "warning",
                                 "migration alert is warning: " + ("; ".join(reasons) or "see ops")))
@@ -458,7 +504,7 @@ def summary_markdown(sha: str, artifact_dir: Path) -> str:
             detail = (f"{data.get('executionStatus')}; applied {len(summary.get('applied') or [])},"
                       f" pending {len(summary.get('pending') or [])}; {detail}".rstrip("; "))
             failing = summary.get("failing")
-            if failing:
+            if failing and str(failing.get("file")) not in detail:
                 detail += (f"; failing {failing.get('file')}:{failing.get('line')} "
                            f"SQLSTATE {failing.get('sqlstate')}")
         lines.append(f"- `{name}`: {verdict} {detail}".rstrip())
@@ -491,8 +537,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _stack(p: argparse.ArgumentParser, many: bool = False) -> None:
     default = _env("GATED_RELEASE_STACK")
     if many:
+        # append onto an env-provided default would merge both; the env applies in run()
         p.add_argument("--stack", action="append", dest="stacks",
-                       default=None if default is None else default.split(","),
                        help="a stack (repeat, or comma-separate) [GATED_RELEASE_STACK]")
     else:
         p.add_argument("--stack", default=default, help="the stack [GATED_RELEASE_STACK]")
@@ -503,14 +549,34 @@ def _sha(p: argparse.ArgumentParser, required_hint: str) -> None:
                    help=f"full 40-hex commit SHA; {required_hint} [GATED_RELEASE_SHA]")
 
 
+def _github_output_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--github-output", action="store_true",
+                   default=_env_bool("GATED_RELEASE_GITHUB_OUTPUT"),
+                   help=f"also append {what} to the file named by $GITHUB_OUTPUT "
+                   "[GATED_RELEASE_GITHUB_OUTPUT=1]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m infra.promote",
-        description="Promote, accept, verify and replay gated releases; check stacks for drift. "
-        "Exit codes: 0 ok, 2 usage, 3 refused (not accepted / mismatch), 4 Pulumi or ledger "
-        "unavailable, 5 drift found.",
-        epilog="Offline example: python -m infra.promote verify --stack prod --sha <sha> "
-        "--ledger-file ledger.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Promote, accept, verify and replay gated releases; check stacks for drift.
+
+A stack's ledger is its `acceptedReleases` output. A stage runs, in order:
+  resolve -> configure -> pulumi up --policy-pack policies -> smoke -> alerts
+  -> accept -> pulumi up (records the release) -> verify --latest
+Stack outputs come from `pulumi stack output --json` (--pulumi) or a JSON file
+(--ledger-file, {stack: outputs}); promotesFrom from Pulumi.<stack>.yaml.""",
+        epilog="""\
+examples:
+  python -m infra.promote resolve --stack staging --sha <sha>      # image from dev's ledger
+  python -m infra.promote verify --stack dev,staging,prod --sha <sha>
+  python -m infra.promote ledger --stack prod --ledger-file outputs.json
+  python -m infra.promote drift --stack prod --status-file status.json
+
+exit codes: 0 ok, 2 usage, 3 refused (not accepted, mismatch), 4 Pulumi or
+ledger unavailable, 5 drift found""",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -524,17 +590,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "[GATED_RELEASE_PROMOTES_FROM]")
     p.add_argument("--replay", action="store_true", default=_env_bool("GATED_RELEASE_REPLAY"),
                    help="redeploy a release this stack accepted before [GATED_RELEASE_REPLAY=1]")
-    p.add_argument("--github-output", action="store_true",
-                   help="also append sha=, image=, source= to the file named by $GITHUB_OUTPUT")
+    _github_output_flag(p, "sha=, image=, source=")
     _common(p)
 
     p = sub.add_parser("verify", help="refuse a SHA that a given stack may not replay")
     _stack(p, many=True)
     _sha(p, "required")
-    p.add_argument("--latest", action="store_true",
-                   help="require the SHA to be the newest entry of each stack's own ledger")
-    p.add_argument("--github-output", action="store_true",
-                   help="also append sha= and image= to the file named by $GITHUB_OUTPUT")
+    p.add_argument("--latest", action="store_true", default=_env_bool("GATED_RELEASE_LATEST"),
+                   help="require the SHA to be the newest entry of each stack's own ledger "
+                   "[GATED_RELEASE_LATEST=1]")
+    _github_output_flag(p, "sha= and image=")
     _common(p)
 
     p = sub.add_parser("configure", help="set the release config before `pulumi up`")
@@ -552,6 +617,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="printed in the follow-up command [GATED_RELEASE_POLICY_PACK]")
     _common(p)
 
+    p = sub.add_parser("url", help="https URL of an app's latest revision (appUrls output)")
+    _stack(p)
+    p.add_argument("--app", default=_env("GATED_RELEASE_APP", "api"),
+                   help="the app [GATED_RELEASE_APP, default api]")
+    _github_output_flag(p, "url=")
+    _common(p)
+
+    p = sub.add_parser("preview-outputs", help="stack outputs for the offline preview: the "
+                       "upstream accepted the stack file's release (JSON on stdout)")
+    _stack(p)
+    _common(p)
+
     p = sub.add_parser("ledger", help="print a stack's accepted releases")
     _stack(p)
     _common(p)
@@ -562,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the JSON of `python -m migration status --json` or of GET "
                    f"{OPS_PATH} [GATED_RELEASE_STATUS_FILE]")
     p.add_argument("--url", default=_env("GATED_RELEASE_OPS_URL"),
-                   help=f"the ops endpoint (default: <apiUrl output>{OPS_PATH}); token from "
+                   help=f"the ops endpoint (default: https://<appUrls.api>{OPS_PATH}); token from "
                    "DEPLOY_OPS_TOKEN [GATED_RELEASE_OPS_URL]")
     _common(p)
 
@@ -609,6 +686,8 @@ def run(args: argparse.Namespace, backend: Backend) -> int:
             _github_output({"sha": res.sha, "image": res.image, "source": res.source})
         _emit(args, res.to_json(), f"{res.stack}: deploy {res.sha} {res.image} ({res.source})")
     elif cmd == "verify":
+        if not args.stacks and _env("GATED_RELEASE_STACK"):
+            args.stacks = [_env("GATED_RELEASE_STACK")]
         _require(args, "stacks", "sha")
         stacks = [s for arg in args.stacks for s in arg.split(",") if s]
         entry = verify(backend, stacks, args.sha, args.latest)
@@ -629,6 +708,15 @@ def run(args: argparse.Namespace, backend: Backend) -> int:
                   "--yes --skip-preview")
         _emit(args, {"stack": args.stack, "sha": args.sha, "next": follow},
               f"{args.stack}: {KEY_ACCEPT}={args.sha}; record it with:\n  {follow}")
+    elif cmd == "url":
+        _require(args, "stack")
+        url = api_url(backend.outputs(args.stack), args.stack, args.app)
+        if args.github_output:
+            _github_output({"url": url})
+        _emit(args, {"stack": args.stack, "app": args.app, "url": url}, url)
+    elif cmd == "preview-outputs":
+        _require(args, "stack")
+        print(json.dumps(preview_outputs(backend, args.stack), indent=2))
     elif cmd == "ledger":
         _require(args, "stack")
         ledger = backend.ledger(args.stack)
@@ -645,10 +733,7 @@ def run(args: argparse.Namespace, backend: Backend) -> int:
                 raise PromoteError("status-unavailable", f"{args.status_file}: {exc}",
                                    EXIT_BACKEND) from exc
         else:
-            url = args.url or (str(outputs.get("apiUrl") or "").rstrip("/") + OPS_PATH)
-            if not url.startswith(("http://", "https://")):
-                raise PromoteError("usage", f"stack {args.stack} has no apiUrl output; pass "
-                                   "--url or --status-file", EXIT_USAGE)
+            url = args.url or api_url(outputs, args.stack) + OPS_PATH
             status = fetch_status(url, os.environ.get("DEPLOY_OPS_TOKEN"))
         findings = drift(args.stack, outputs, status)
         text = drift_markdown(args.stack, findings)

@@ -82,7 +82,9 @@ def parse_ledger(value: Any) -> tuple[AcceptedRelease, ...]:
     if value is None:
         return ()
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        raise ReleaseError("release-ledger-invalid", f"acceptedReleases must be a list, got {value!r}")
+        raise ReleaseError(
+            "release-ledger-invalid", f"acceptedReleases must be a list, got {value!r}"
+        )
     entries: list[AcceptedRelease] = []
     for item in value:
         if not isinstance(item, dict) or not all(

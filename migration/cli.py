@@ -231,7 +231,8 @@ def cmd_up(s: Settings, args: argparse.Namespace) -> int:
 
     report, err = up(s, echo)
     if s.json:
-        print(json.dumps(report.to_json(), indent=2))
+        # One line: in the ACA job it is one console-log record the gate can adopt.
+        print(json.dumps(report.to_json(), separators=(",", ":")), flush=True)
     if err is not None:
         problems = err.problems if isinstance(err, CheckError) else [err]
         for p in problems:

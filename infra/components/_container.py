@@ -10,7 +10,9 @@ OPS_TOKEN_SECRET = "ops-migration-token"
 
 
 def identity(identity_id: pulumi.Input[str]) -> app.ManagedServiceIdentityArgs:
-    return app.ManagedServiceIdentityArgs(type="UserAssigned", user_assigned_identities=[identity_id])
+    return app.ManagedServiceIdentityArgs(
+        type="UserAssigned", user_assigned_identities=[identity_id]
+    )
 
 
 def registry(server: str, identity_id: pulumi.Input[str]) -> app.RegistryCredentialsArgs:

@@ -29,8 +29,16 @@ def runtime_command(name: str, port: int) -> list[str]:
     """The runtime command of an app role (the same image, a different command per role)."""
     bind = f"0.0.0.0:{port}"
     if name == "api":
-        return ["gunicorn", "--bind", bind, "--workers", "2", "--worker-class",
-                "uvicorn.workers.UvicornWorker", "app.api:app"]
+        return [
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            "2",
+            "--worker-class",
+            "uvicorn.workers.UvicornWorker",
+            "app.api:app",
+        ]
     if name == "web":
         return ["gunicorn", "--bind", bind, "--workers", "2", "app.web:application"]
     return ["python", "-m", f"app.{name.replace('-', '_')}"]
@@ -59,24 +67,40 @@ class AppService(pulumi.ComponentResource):
     ) -> None:
         super().__init__("gated-release:infra:AppService", name, None, opts)
         cfg, spec = args.config, args.spec
-        secrets = [key_vault_secret(DATABASE_URL_SECRET, cfg.database_url_secret_uri, args.identity_id)]
+        secrets = [
+            key_vault_secret(DATABASE_URL_SECRET, cfg.database_url_secret_uri, args.identity_id)
+        ]
         env = [
             app.EnvironmentVarArgs(name="DATABASE_URL", secret_ref=DATABASE_URL_SECRET),
             app.EnvironmentVarArgs(name="RELEASE_SHA", value=args.release_sha),
             app.EnvironmentVarArgs(name="WEB_DB_MIGRATE_ENABLED", value="0"),
         ]
         if spec.name == "api":
-            secrets.append(key_vault_secret(OPS_TOKEN_SECRET, cfg.ops_token_secret_uri, args.identity_id))
-            env.append(app.EnvironmentVarArgs(name="OPS_MIGRATION_TOKEN", secret_ref=OPS_TOKEN_SECRET))
+            secrets.append(
+                key_vault_secret(OPS_TOKEN_SECRET, cfg.ops_token_secret_uri, args.identity_id)
+            )
+            env.append(
+                app.EnvironmentVarArgs(name="OPS_MIGRATION_TOKEN", secret_ref=OPS_TOKEN_SECRET)
+            )
         probes = None
         ingress = None
         if spec.ingress:
             http = app.ContainerAppProbeHttpGetArgs(path=cfg.health_path, port=cfg.target_port)
             probes = [
-                app.ContainerAppProbeArgs(type="Liveness", http_get=http, period_seconds=10,
-                                          failure_threshold=3, initial_delay_seconds=5),
-                app.ContainerAppProbeArgs(type="Readiness", http_get=http, period_seconds=5,
-                                          failure_threshold=3, initial_delay_seconds=3),
+                app.ContainerAppProbeArgs(
+                    type="Liveness",
+                    http_get=http,
+                    period_seconds=10,
+                    failure_threshold=3,
+                    initial_delay_seconds=5,
+                ),
+                app.ContainerAppProbeArgs(
+                    type="Readiness",
+                    http_get=http,
+                    period_seconds=5,
+                    failure_threshold=3,
+                    initial_delay_seconds=3,
+                ),
             ]
             ingress = app.IngressArgs(external=True, target_port=cfg.target_port, transport="auto")
         self.app = app.ContainerApp(
@@ -100,7 +124,9 @@ class AppService(pulumi.ComponentResource):
                         command=runtime_command(spec.name, cfg.target_port),
                         env=env,
                         probes=probes,
-                        resources=app.ContainerResourcesArgs(cpu=spec.size.cpu, memory=spec.size.memory),
+                        resources=app.ContainerResourcesArgs(
+                            cpu=spec.size.cpu, memory=spec.size.memory
+                        ),
                     )
                 ],
                 scale=app.ScaleArgs(min_replicas=cfg.min_replicas, max_replicas=cfg.max_replicas),

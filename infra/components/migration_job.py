@@ -20,7 +20,13 @@ from infra.components._container import DATABASE_URL_SECRET, identity, key_vault
 from infra.config import StackConfig
 from infra.gate_provider import MigrationRun, MigrationRunArgs
 
-__all__ = ["CONTAINER_NAME", "MIGRATION_DIR", "MigrationJob", "MigrationJobArgs", "migration_command"]
+__all__ = [
+    "CONTAINER_NAME",
+    "MIGRATION_DIR",
+    "MigrationJob",
+    "MigrationJobArgs",
+    "migration_command",
+]
 
 CONTAINER_NAME = "migrate"
 MIGRATION_DIR = "/app/db/migrations"
@@ -95,7 +101,9 @@ class MigrationJob(pulumi.ComponentResource):
                 replica_timeout=cfg.replica_timeout_seconds,
                 registries=[registry(cfg.registry_server, args.identity_id)],
                 secrets=[
-                    key_vault_secret(DATABASE_URL_SECRET, cfg.database_url_secret_uri, args.identity_id)
+                    key_vault_secret(
+                        DATABASE_URL_SECRET, cfg.database_url_secret_uri, args.identity_id
+                    )
                 ],
             ),
             template=app.JobTemplateArgs(

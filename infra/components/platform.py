@@ -94,7 +94,9 @@ class Platform(pulumi.ComponentResource):
             authorization.RoleAssignment(
                 f"{name}-{label}",
                 # deterministic GUID: re-running the program never asks for a second assignment
-                role_assignment_name=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{cfg.stack}|{role}")),
+                role_assignment_name=str(
+                    uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{cfg.stack}|{role}")
+                ),
                 principal_id=identity.principal_id,
                 principal_type="ServicePrincipal",
                 role_definition_id=_role_definition(scope, role),

@@ -32,9 +32,13 @@ ROUTES = {
     "start": ("POST", re.compile(_JOB + r"/start$")),
     "execution": ("GET", re.compile(_JOB + r"/executions/(?P<name>[^/]+)$")),
     "executions": ("GET", re.compile(_JOB + r"/executions$")),
-    "operation": ("GET", re.compile(
-        r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.App/locations/[^/]+"
-        r"/containerappOperationResults/(?P<op>[^/]+)$")),
+    "operation": (
+        "GET",
+        re.compile(
+            r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.App/locations/[^/]+"
+            r"/containerappOperationResults/(?P<op>[^/]+)$"
+        ),
+    ),
     "query": ("POST", re.compile(r"/v1/workspaces/(?P<ws>[^/]+)/query$")),
 }
 
@@ -71,7 +75,7 @@ class FakeArm:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -86,7 +90,9 @@ class FakeArm:
         self.server.shutdown()
         self.server.server_close()
 
-    def fault(self, route: str, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+    def fault(
+        self, route: str, status: int, headers: dict[str, str] | None = None, times: int = 1
+    ) -> None:
         for _ in range(times):
             self.faults[route].append((status, headers or {}))
 
@@ -109,21 +115,30 @@ class FakeArm:
                         execution["properties"]["message"] = self.scenario.message
             return json.loads(json.dumps(execution))
 
-    def answer(self, route: str, m: re.Match[str], body: Any, base: str, path: str) -> tuple[int, dict[str, str], Any]:
+    def answer(
+        self, route: str, m: re.Match[str], body: Any, base: str, path: str
+    ) -> tuple[int, dict[str, str], Any]:
         if route == "start":
             with self._lock:
                 name = f"{m['job']}-{len(self.executions) + 1:07d}"
                 op = f"op-{len(self.executions) + 1}"
                 ex_id = f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.App/jobs/{m['job']}/executions/{name}"
                 self.executions[name] = {
-                    "id": ex_id, "name": name, "type": "Microsoft.App/jobs/executions",
-                    "properties": {"status": "Processing", "startTime": "2030-01-01T00:00:00Z",
-                                   "template": body or {}},
+                    "id": ex_id,
+                    "name": name,
+                    "type": "Microsoft.App/jobs/executions",
+                    "properties": {
+                        "status": "Processing",
+                        "startTime": "2030-01-01T00:00:00Z",
+                        "template": body or {},
+                    },
                 }
                 self._ops[op] = 0
                 self.op_names[op] = name
-            location = (f"{base}/subscriptions/{m['sub']}/providers/Microsoft.App/locations/westeurope"
-                        f"/containerappOperationResults/{op}?api-version={API_VERSION}")
+            location = (
+                f"{base}/subscriptions/{m['sub']}/providers/Microsoft.App/locations/westeurope"
+                f"/containerappOperationResults/{op}?api-version={API_VERSION}"
+            )
             start_body = {"id": ex_id, "name": name} if self.scenario.start_body_has_name else {}
             return 202, {"Location": location}, start_body
         if route == "operation":
@@ -138,15 +153,39 @@ class FakeArm:
             return 200, {}, body
         if route == "execution":
             if m["name"] not in self.executions:
-                return 404, {}, {"error": {"code": "ResourceNotFound", "message": "no such execution"}}
+                return (
+                    404,
+                    {},
+                    {"error": {"code": "ResourceNotFound", "message": "no such execution"}},
+                )
             return 200, {}, self._execution(m, m["name"], advance=True)
         if route == "executions":
-            return 200, {}, {"value": [self._execution(m, n, advance=False) for n in self.executions]}
+            return (
+                200,
+                {},
+                {"value": [self._execution(m, n, advance=False) for n in self.executions]},
+            )
         if route == "query":
-            rows = [[f"2030-01-01T00:00:{i:02d}Z", line] for i, line in enumerate(self.scenario.log_lines)]
-            return 200, {}, {"tables": [{"name": "PrimaryResult", "columns": [
-                {"name": "TimeGenerated", "type": "datetime"}, {"name": "Log_s", "type": "string"}],
-                "rows": rows}]}
+            rows = [
+                [f"2030-01-01T00:00:{i:02d}Z", line]
+                for i, line in enumerate(self.scenario.log_lines)
+            ]
+            return (
+                200,
+                {},
+                {
+                    "tables": [
+                        {
+                            "name": "PrimaryResult",
+                            "columns": [
+                                {"name": "TimeGenerated", "type": "datetime"},
+                                {"name": "Log_s", "type": "string"},
+                            ],
+                            "rows": rows,
+                        }
+                    ]
+                },
+            )
         raise AssertionError(route)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -181,28 +220,51 @@ class FakeArm:
                         route, match = name, found
                         break
                 query = parse_qs(parts.query)
-                fake.requests.append(Request(method, route, parts.path, query,
-                                             {k.lower(): v for k, v in self.headers.items()}, body))
+                fake.requests.append(
+                    Request(
+                        method,
+                        route,
+                        parts.path,
+                        query,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
+                )
                 if match is None:
-                    return self._send(404, {}, {"error": {"code": "NotFound", "message": parts.path}})
+                    return self._send(
+                        404, {}, {"error": {"code": "NotFound", "message": parts.path}}
+                    )
                 if not (self.headers.get("Authorization") or "").startswith("Bearer "):
-                    return self._send(401, {}, {"error": {"code": "AuthenticationFailed",
-                                                          "message": "no bearer token"}})
+                    return self._send(
+                        401,
+                        {},
+                        {"error": {"code": "AuthenticationFailed", "message": "no bearer token"}},
+                    )
                 if route != "query" and query.get("api-version") != [API_VERSION]:
-                    return self._send(400, {}, {"error": {"code": "InvalidApiVersionParameter",
-                                                          "message": f"api-version {query.get('api-version')}"}})
+                    return self._send(
+                        400,
+                        {},
+                        {
+                            "error": {
+                                "code": "InvalidApiVersionParameter",
+                                "message": f"api-version {query.get('api-version')}",
+                            }
+                        },
+                    )
                 with fake._lock:
                     injected = fake.faults[route].popleft() if fake.faults[route] else None
                 if injected is not None:
                     status, headers = injected
-                    return self._send(status, headers, {"error": {"code": "Injected", "message": str(status)}})
+                    return self._send(
+                        status, headers, {"error": {"code": "Injected", "message": str(status)}}
+                    )
                 status, headers, answer = fake.answer(route, match, body, fake.url, parts.path)
                 self._send(status, headers, answer)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._serve("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._serve("POST")
 
         return Handler

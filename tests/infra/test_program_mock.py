@@ -1,0 +1,195 @@
+"""The Pulumi program under the mock monitor, for each stack file of the repository."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.errors import ConfigError, ReleaseError
+from tests.infra.program_harness import Run, run_program, stack_config
+
+STACKS = ["dev", "staging", "prod"]
+JOB = "azure-native:app:Job"
+APP = "azure-native:app:ContainerApp"
+GATE = "pulumi-python:dynamic/gate:MigrationRun"
+MIGRATE = ["python", "-m", "migration", "up", "--check-order", "--lock"]
+
+
+def accepted(stack: str) -> dict[str, list[dict[str, str]]]:
+    """Ledgers in which the stack file's release was accepted upstream."""
+    raw = stack_config(stack)
+    entry = {
+        "sha": raw["releaseSha"],
+        "image": raw["releaseImage"],
+        "acceptedAt": "2030-01-01T00:00:00Z",
+    }
+    return {"dev": [entry], "staging": [entry]}
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def deployed(request: pytest.FixtureRequest) -> tuple[str, Run]:
+    stack = request.param
+    run = run_program(stack, ledgers=accepted(stack))
+    assert run.error is None, run.error
+    return stack, run
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_job_is_single_run_with_the_migration_command(deployed: tuple[str, Run]) -> None:
+    stack, run = deployed
+    raw = stack_config(stack)
+    job = run.one(JOB).inputs
+    conf = job["configuration"]
+    assert conf["triggerType"] == "Manual"
+    assert conf["manualTriggerConfig"] == {"parallelism": 1, "replicaCompletionCount": 1}
+    assert conf["replicaRetryLimit"] == 0
+    assert conf["replicaTimeout"] == raw["migrationTimeoutSeconds"] + 120
+    [container] = job["template"]["containers"]
+    assert container["command"][: len(MIGRATE)] == MIGRATE
+    assert "--single-transaction" in container["command"]  # the default
+    assert "initContainers" not in job["template"]
+    env = env_of(container)
+    expected = {
+        "MIGRATION_DIR": "/app/db/migrations",
+        "MIGRATION_TIMEOUT_SECONDS": str(raw["migrationTimeoutSeconds"]),
+        "MIGRATION_LOCK_TIMEOUT": "5s",
+        "MIGRATION_STATEMENT_TIMEOUT": "10min",
+        "MIGRATION_RELEASE_SHA": raw["releaseSha"],
+        "MIGRATION_STACK": stack,
+        "MIGRATE_DB_MIGRATE_ENABLED": "1",
+        "MIGRATE_DB_MIGRATE_RUNNER": "aca-migration-job",
+        "DB_MIGRATE_TELEMETRY_ENABLED": "1",
+    }
+    assert {k: env[k].get("value") for k in expected} == expected
+    assert env["DATABASE_URL"] == {"name": "DATABASE_URL", "secretRef": "database-url"}
+    [secret] = conf["secrets"]
+    assert secret["keyVaultUrl"] == raw["databaseUrlSecretUri"]
+    assert "value" not in secret and secret["identity"].endswith(
+        "/userAssignedIdentities/" + f"gr-{stack}-id"
+    )
+
+
+def test_apps_run_the_job_digest_with_another_command(deployed: tuple[str, Run]) -> None:
+    stack, run = deployed
+    raw = stack_config(stack)
+    [job_container] = run.one(JOB).inputs["template"]["containers"]
+    apps = run.of_type(APP)
+    names = sorted(a.inputs["containerAppName"] for a in apps)
+    assert names == sorted(f"gr-{stack}-{a.split(':')[0]}" for a in raw["apps"])
+    for app in apps:
+        template = app.inputs["template"]
+        assert "initContainers" not in template
+        [container] = template["containers"]
+        assert container["image"] == job_container["image"] == raw["releaseImage"]
+        assert "@sha256:" in container["image"]
+        assert container["command"] != job_container["command"]
+        assert "migration" not in " ".join(container["command"])
+        env = env_of(container)
+        assert env["WEB_DB_MIGRATE_ENABLED"]["value"] == "0"
+        assert env["DATABASE_URL"].get("secretRef") == "database-url"
+        assert all(
+            "value" not in e or not e["name"].endswith(("URL", "TOKEN")) for e in env.values()
+        )
+        ingress = app.inputs["configuration"].get("ingress")
+        is_web = app.inputs["containerAppName"].endswith(("-api", "-web"))
+        assert (ingress is not None) == is_web
+        if is_web:
+            assert {p["type"] for p in container["probes"]} == {"Liveness", "Readiness"}
+    api = next(a for a in apps if a.inputs["containerAppName"].endswith("-api"))
+    assert api.inputs["template"]["containers"][0]["command"][0] == "gunicorn"
+
+
+def test_apps_depend_on_the_gate_and_the_gate_on_the_job(deployed: tuple[str, Run]) -> None:
+    _, run = deployed
+    gate = run.one(GATE)
+    job = run.one(JOB)
+    assert job.urn in gate.dependencies
+    assert gate.inputs["jobId"].endswith("/providers/Microsoft.App/jobs/" + job.inputs["jobName"])
+    for app in run.of_type(APP):
+        assert gate.urn in app.dependencies, app.urn
+    # the gate runs exactly the job's container, with the same image
+    assert gate.inputs["image"] == job.inputs["template"]["containers"][0]["image"]
+    assert gate.inputs["container"]["command"] == job.inputs["template"]["containers"][0]["command"]
+    assert gate.inputs["deadlineSeconds"] == job.inputs["configuration"]["replicaTimeout"]
+
+
+def test_identity_roles_are_scoped_from_config(deployed: tuple[str, Run]) -> None:
+    stack, run = deployed
+    raw = stack_config(stack)
+    roles = {
+        r.inputs["scope"]: r.inputs["roleDefinitionId"]
+        for r in run.of_type("azure-native:authorization:RoleAssignment")
+    }
+    assert roles[raw["registryId"]].endswith("7f951dda-4ed3-4680-a7ca-43fe172d538d")  # AcrPull
+    assert roles[raw["keyVaultId"]].endswith(
+        "4633458b-17de-408a-b874-0445c86b69e6"
+    )  # KV Secrets User
+
+
+def test_exports(deployed: tuple[str, Run]) -> None:
+    stack, run = deployed
+    raw = stack_config(stack)
+    assert run.exports["release"] == {"sha": raw["releaseSha"], "image": raw["releaseImage"]}
+    assert run.exports["migrationStatus"] == "Succeeded"  # what the gate's create returns
+    assert isinstance(run.exports["acceptedReleases"], list)
+
+
+def test_components_are_parents_of_their_resources(deployed: tuple[str, Run]) -> None:
+    _, run = deployed
+    for res in run.of_type(JOB) + run.of_type(APP) + run.of_type(GATE):
+        assert "gated-release:infra:" in res.parent, res.urn
+    assert len({r.urn for r in run.resources}) == len(run.resources), "duplicate URNs"
+
+
+def _cause(run: Run, kind: type[BaseException]) -> BaseException:
+    exc: BaseException | None = run.error
+    while exc is not None and not isinstance(exc, kind):
+        exc = exc.__cause__ or exc.__context__
+    assert isinstance(exc, kind), repr(run.error)
+    return exc
+
+
+def test_prod_refuses_an_image_without_digest() -> None:
+    raw = stack_config(
+        "prod",
+        releaseImage="myregistry.azurecr.io/gated-release/app:latest",
+        requireImageDigest=False,
+    )
+    run = run_program("prod", raw)
+    err = _cause(run, ConfigError)
+    assert err.context["key"] == "requireImageDigest" and err.context["stack"] == "prod"
+    assert not run.resources, "nothing registered before config is valid"
+
+
+@pytest.mark.parametrize("value", [59, 7201])
+def test_migration_timeout_out_of_bounds(value: int) -> None:
+    run = run_program("dev", stack_config("dev", migrationTimeoutSeconds=value))
+    err = _cause(run, ConfigError)
+    assert err.code == "config-invalid" and err.context["key"] == "migrationTimeoutSeconds"
+    assert "60..7200" in str(err) and "'dev'" in str(err)
+
+
+def test_staging_refuses_a_release_dev_did_not_accept() -> None:
+    run = run_program("staging", ledgers={"dev": []})
+    err = _cause(run, ReleaseError)
+    assert err.code == "release-not-promoted"
+    # fail closed: the job and the gate never receive the refused release
+    assert not run.of_type(GATE) or run.one(GATE).inputs.get("releaseSha") in (None, "")
+
+
+def test_accepting_appends_to_the_ledger() -> None:
+    raw = stack_config("dev")
+    run = run_program(
+        "dev", stack_config("dev", acceptRelease=raw["releaseSha"]), ledgers={"dev": []}
+    )
+    assert run.error is None, run.error
+    [entry] = run.exports["acceptedReleases"]
+    assert entry["sha"] == raw["releaseSha"] and entry["image"] == raw["releaseImage"]
+
+
+def test_preview_registers_the_same_graph() -> None:
+    run = run_program("dev", preview=True)
+    assert run.error is None, run.error
+    assert {r.type for r in run.resources} >= {JOB, APP, GATE}

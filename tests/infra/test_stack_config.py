@@ -1,0 +1,138 @@
+"""Typed stack config: Pulumi.yaml declares every key, the stack files load, errors are clear."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from infra import config
+from infra.errors import ConfigError
+from tests.infra.program_harness import ROOT, stack_config
+
+
+def test_every_declared_key_has_type_and_description() -> None:
+    decls = yaml.safe_load(config.PROJECT_FILE.read_text())["config"]
+    for key, decl in decls.items():
+        assert decl.get("type") in {"string", "integer", "boolean", "array"}, key
+        assert decl.get("description"), key
+        if "default" in decl:
+            kind = {"string": str, "integer": int, "boolean": bool, "array": list}[decl["type"]]
+            assert isinstance(decl["default"], kind), key
+
+
+@pytest.mark.parametrize("key", config.declared_keys())
+def test_every_declared_key_is_read_and_validated(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load_config("dev", stack_config("dev", **{key: {"not": "a valid value"}}))
+    assert info.value.context["key"] == key
+
+
+def test_stack_files_use_only_declared_keys_and_promote_in_order() -> None:
+    promotes = {}
+    for stack in ("dev", "staging", "prod"):
+        raw = config.load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+        assert set(raw) <= set(config.declared_keys())
+        cfg = config.load_config(stack, raw)
+        assert "@sha256:" in cfg.release_image
+        assert cfg.database_url_secret_uri.startswith(
+            f"https://kv-gr-{stack}.vault.azure.net/secrets/"
+        )
+        promotes[stack] = cfg.promotes_from
+    assert promotes == {"dev": None, "staging": "dev", "prod": "staging"}
+
+
+def test_defaults_come_from_pulumi_yaml() -> None:
+    raw = {
+        k: v
+        for k, v in stack_config("dev").items()
+        if k
+        in {
+            "releaseSha",
+            "releaseImage",
+            "registryId",
+            "keyVaultId",
+            "databaseUrlSecretUri",
+            "opsTokenSecretUri",
+        }
+    }
+    cfg = config.load_config("dev", raw)
+    assert cfg.migration_timeout_seconds == 900 and cfg.replica_timeout_seconds == 1020
+    assert [a.name for a in cfg.apps] == ["api", "web", "codex"]
+    assert [a.ingress for a in cfg.apps] == [True, True, False]
+    assert cfg.promotes_from is None and cfg.accept_release is None and cfg.replay is False
+
+
+def test_engine_string_values_are_parsed() -> None:
+    raw = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in stack_config("prod").items()}
+    raw["apps"] = '["api:large", "web"]'
+    raw["replay"] = "true"
+    cfg = config.load_config("prod", raw)
+    assert cfg.apps[0].size == config.SIZES["large"] and cfg.replay is True
+
+
+@pytest.mark.parametrize(
+    ("stack", "changes", "code", "key"),
+    [
+        ("dev", {"releaseSha": None}, "config-missing", "releaseSha"),
+        ("dev", {"releaseSha": "HEAD"}, "config-invalid", "releaseSha"),
+        (
+            "dev",
+            {"releaseImage": "myregistry.azurecr.io/app:1.2"},
+            "config-invalid",
+            "releaseImage",
+        ),
+        (
+            "prod",
+            {"releaseImage": "myregistry.azurecr.io/app:1.2", "requireImageDigest": False},
+            "config-invalid",
+            "requireImageDigest",
+        ),
+        ("dev", {"migrationTimeoutSeconds": 30}, "config-invalid", "migrationTimeoutSeconds"),
+        ("dev", {"migrationLockTimeout": "five seconds"}, "config-invalid", "migrationLockTimeout"),
+        (
+            "dev",
+            {"databaseUrlSecretUri": "postgresql://u:p@db/app"},
+            "config-invalid",
+            "databaseUrlSecretUri",
+        ),
+        ("dev", {"apps": ["api", "api"]}, "config-invalid", "apps"),
+        ("dev", {"apps": ["api:huge"]}, "config-invalid", "apps"),
+        ("dev", {"ingressApps": ["admin"]}, "config-invalid", "ingressApps"),
+        ("dev", {"promotesFrom": "dev"}, "config-invalid", "promotesFrom"),
+        ("dev", {"replicas": 3}, "config-invalid", "replicas"),
+    ],
+)
+def test_errors_name_key_stack_and_form(
+    stack: str, changes: dict[str, Any], code: str, key: str
+) -> None:
+    raw = stack_config(stack)
+    for k, v in changes.items():
+        if v is None:
+            raw.pop(k)
+        else:
+            raw[k] = v
+    with pytest.raises(ConfigError) as info:
+        config.load_config(stack, raw)
+    assert info.value.code == code
+    assert info.value.context == {"key": key, "stack": stack}
+    assert f"gated-release:{key}" in str(info.value) and f"'{stack}'" in str(info.value)
+
+
+def test_dev_may_opt_out_of_digest_pinning_but_prod_may_not() -> None:
+    tagged = "myregistry.azurecr.io/gated-release/app:pr-42"
+    cfg = config.load_config(
+        "dev", stack_config("dev", releaseImage=tagged, requireImageDigest=False)
+    )
+    assert cfg.release_image == tagged and cfg.registry_server == "myregistry.azurecr.io"
+    with pytest.raises(ConfigError):
+        config.load_config("prod", stack_config("prod", releaseImage=tagged))
+
+
+def test_config_is_frozen() -> None:
+    cfg = config.load_config("dev", stack_config("dev"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.release_sha = "0" * 40  # type: ignore[misc]
