@@ -35,7 +35,16 @@ def check_url(url: str) -> dict[str, Any]:
                  "characters in the password)",
         ) from None
     port = str(params.get("port") or "")
-    if port == str(POOLER_PORT):
+    # libpq only rejects a bad port when connecting, where it surfaces as "unreachable"
+    # (exit 7) instead of the configuration error it is. A list is for several hosts.
+    ports = [p.strip() for p in port.split(",")] if port else []
+    bad = next((p for p in ports if p and not p.isdigit()), None)
+    if bad is not None:
+        raise ConfigError(
+            f"database URL port {bad!r} is not a number",
+            hint="use postgresql://user:password@host:5432/dbname",
+        )
+    if str(POOLER_PORT) in ports:
         raise PoolerError(
             f"port {POOLER_PORT} is a transaction-pooling PgBouncer: the runner's session lock "
             "would not hold",

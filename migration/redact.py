@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)")
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 MASK = "***"
+_SHORT = 6
 
 
 def password_of(url: str | None) -> str | None:
@@ -38,7 +39,12 @@ class Redactor:
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         text = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         for s in self._secrets:
-            text = text.replace(s, MASK)
+            if len(s) >= _SHORT:
+                text = text.replace(s, MASK)
+            else:
+                # A short password ("p") would mask letters inside ordinary words and make
+                # every message unreadable ("***ort"); it is masked where it stands alone.
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])", MASK, text)
         return text
 
 

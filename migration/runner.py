@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
-from . import artifact, lock
+from . import artifact, batch, lock
 from .analysis import Analysis, Statement, location_of, uses_label
+from .batch import Piece
 from .blockers import BlockerWatch, snapshot
 from .checker import Applied, check
 from .connection import connect, embedded_url, host_name, verify_session_pinned
@@ -38,6 +40,7 @@ from .errors import (
     ConnectError,
     DeadlineError,
     ExecutionError,
+    Location,
     LockTimeoutError,
     MigrationError,
     StatementTimeoutError,
@@ -212,18 +215,18 @@ class Run:
         url = s.database_url or embedded_url(s.embedded_dir)
         self.redact.add(password_of(url))
         timeout = max(1.0, min(10.0, self.remaining_ms() / 1000))
-        self.conn = connect(url, self.redact, timeout_s=timeout, purpose="migrate")
+        # Autocommit: the runner writes BEGIN/COMMIT into its batches itself.
+        self.conn = connect(url, self.redact, autocommit=True, timeout_s=timeout,
+                            purpose="migrate")
         self.monitor = connect(url, self.redact, autocommit=True, timeout_s=timeout,
                                purpose="monitor")
         row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
-        self.conn.commit()
         self.pid = int(row[0]) if row else None
         try:
             # A killed runner's statement is cancelled within a second (PostgreSQL 14+).
             self.conn.execute("SET client_connection_check_interval = '1s'")
-            self.conn.commit()
         except psycopg.Error:
-            self.conn.rollback()
+            pass
         ensure_tables(self.monitor, self.tables, run_log=s.telemetry)
         self.runlog = RunLog(self.monitor, self.tables, self.redact, release_sha=s.release_sha,
                              host=host_name(), runner=s.runner, enabled=s.telemetry)
@@ -244,7 +247,6 @@ class Run:
     def _read_history(self) -> dict[str, Applied]:
         assert self.conn is not None
         rows = self.conn.execute(self.tables.select_applied()).fetchall()
-        self.conn.commit()
         return {r[0]: Applied(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows}
 
     # -- applying -------------------------------------------------------------------
@@ -265,92 +267,123 @@ class Run:
             except _Retryable as e:
                 attempt += 1
                 err = e.error
-                if attempt > self.s.max_retries or self.remaining_ms() <= 0:
-                    if self.remaining_ms() <= 0:
-                        raise DeadlineError(
-                            f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded while "
-                            f"retrying {err.location.file if err.location else 'a migration'}",
-                            location=err.location, sqlstate=err.sqlstate,
-                        ) from None
-                    raise err from None
-                status = "LOCK_TIMEOUT" if err.sqlstate == "55P03" else "FAILED"
-                self.runlog.finish(status, sqlstate=err.sqlstate,
-                                   message=f"{err} (retry {attempt} of {self.s.max_retries})",
-                                   migration=err.location.file if err.location else None,
-                                   blockers=self.report.blockers)
-                backoff = random.uniform(0, min(0.2 * 2 ** attempt, 5.0))
-                backoff = min(backoff, max(0.0, self.remaining_ms() / 1000))
-                self.echo(f"{err.sqlstate} on attempt {attempt}: retrying in "
-                          f"{int(backoff * 1000)} ms")
-                time.sleep(backoff)
-                self.runlog.start(backend_pid=self.pid, lock_wait_ms=self.report.lock_wait_ms,
-                                  message=f"retry {attempt} after {err.sqlstate}")
-                self.report.attempts = self.runlog.attempt
-                continue
+                out_of_time = self.remaining_ms() <= 0
+                if not out_of_time and attempt <= self.s.max_retries:
+                    backoff = random.uniform(0, min(0.2 * 2 ** attempt, 5.0))
+                    backoff = min(backoff, max(0.0, self.remaining_ms() / 1000))
+                    self.echo(f"{err.sqlstate} on attempt {attempt}: retrying in "
+                              f"{int(backoff * 1000)} ms")
+                    time.sleep(backoff)
+                    # The deadline can pass during the backoff: then this attempt's row (still
+                    # open) records the deadline with the migration and SQLSTATE being retried,
+                    # instead of a new attempt that never ran and names nothing.
+                    out_of_time = self.remaining_ms() <= 0
+                    if not out_of_time:
+                        status = "LOCK_TIMEOUT" if err.sqlstate == "55P03" else "FAILED"
+                        self.runlog.finish(
+                            status, sqlstate=err.sqlstate,
+                            message=f"{err} (retry {attempt} of {self.s.max_retries})",
+                            migration=err.location.file if err.location else None,
+                            blockers=self.report.blockers)
+                        self.runlog.start(backend_pid=self.pid,
+                                          lock_wait_ms=self.report.lock_wait_ms,
+                                          message=f"retry {attempt} after {err.sqlstate}")
+                        self.report.attempts = self.runlog.attempt
+                        continue
+                if out_of_time:
+                    raise DeadlineError(
+                        f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded while "
+                        f"retrying {err.location.file if err.location else 'a migration'}",
+                        location=err.location, sqlstate=err.sqlstate,
+                    ) from None
+                raise err from None
             self.report.applied.extend(done)
             return
 
+    def _timeout_pieces(self, local: bool) -> list[Piece]:
+        lk, st, _ = self._timeouts()
+        scope = "true" if local else "false"
+        # Integers we computed ourselves: no quoting question arises.
+        return [Piece(f"SELECT set_config('lock_timeout', '{lk}ms', {scope}),"
+                      f" set_config('statement_timeout', '{st}ms', {scope})")]
+
+    def _history_piece(self, a: Analysis, duration_ms: int | None = None) -> Piece:
+        """The history row; its duration measured by the server from ``gated_release.t0``
+        (set at the start of the migration's message) unless given."""
+        from psycopg import sql
+
+        assert self.conn is not None
+        values = (a.file.name, a.file.version, a.file.checksum, self.s.release_sha,
+                  a.transactional, str(self.runlog.run_id) if self.runlog else None)
+        duration: sql.Composable = sql.SQL(
+            "(extract(epoch FROM clock_timestamp() - current_setting('gated_release.t0')"
+            "::timestamptz) * 1000)::integer") if duration_ms is None else sql.Literal(duration_ms)
+        return Piece(self.tables.insert_applied_literal(values, duration).as_string(self.conn))
+
     def _attempt(self, g: Group) -> list[dict[str, Any]]:
         assert self.conn is not None and self.watch is not None
-        conn = self.conn
-        done: list[dict[str, Any]] = []
         if not g.transactional:
             return [self._apply_non_tx(g.migrations[0])]
+        done: list[dict[str, Any]] = []
         self.watch.arm()
         try:
-            with conn.transaction():
-                for a in g.migrations:
-                    lk, st, _ = self._timeouts()
-                    conn.execute("SELECT set_config('lock_timeout', %s, true),"
-                                 " set_config('statement_timeout', %s, true)",
-                                 (f"{lk}ms", f"{st}ms"))
-                    t0 = time.monotonic()
-                    for stmt in a.body:
-                        self._exec(a, stmt)
-                    ms = int((time.monotonic() - t0) * 1000)
-                    conn.execute(self.tables.insert_applied(), (
-                        a.file.name, a.file.version, a.file.checksum, ms, self.s.release_sha,
-                        True, self.runlog.run_id if self.runlog else None))
-                    done.append({"file": a.file.name, "durationMs": ms, "transactional": True})
-                    if len(g.migrations) == 1:
-                        self.echo(f"  applied {a.file.name} ({ms} ms)")
-                    else:
-                        self.echo(f"  ran {a.file.name} ({ms} ms, commits with its group)")
+            for i, a in enumerate(g.migrations):
+                pieces = [Piece("BEGIN")] if i == 0 else []
+                pieces += self._timeout_pieces(local=True)
+                pieces.append(Piece("SELECT set_config('gated_release.t0',"
+                                    " clock_timestamp()::text, true)"))
+                pieces += [Piece(st.sql, st) for st in a.body]
+                pieces.append(self._history_piece(a))
+                last = i == len(g.migrations) - 1
+                if last:
+                    pieces.append(Piece("COMMIT"))
+                t0 = time.monotonic()
+                self._batch(a, pieces)
+                ms = int((time.monotonic() - t0) * 1000)
+                done.append({"file": a.file.name, "durationMs": ms, "transactional": True})
+                if len(g.migrations) == 1:
+                    self.echo(f"  applied {a.file.name} ({ms} ms)")
+                else:
+                    self.echo(f"  ran {a.file.name} ({ms} ms, commits with its group)")
+        except BaseException:
+            self._rollback()
+            raise
         finally:
             self.watch.disarm()
         return done
 
+    def _rollback(self) -> None:
+        assert self.conn is not None
+        try:
+            if self.conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the connection is gone: the server rolled back already
+
     def _apply_non_tx(self, a: Analysis) -> dict[str, Any]:
         assert self.conn is not None and self.watch is not None
-        conn = self.conn
         stmt = a.body[0]
-        conn.autocommit = True
+        self._batch(a, self._timeout_pieces(local=False))
+        if stmt.index_name:
+            self._drop_invalid_index(stmt.index_name)
+        t0 = time.monotonic()
+        self.watch.arm()
         try:
-            lk, st, _ = self._timeouts()
-            conn.execute("SELECT set_config('lock_timeout', %s, false),"
-                         " set_config('statement_timeout', %s, false)", (f"{lk}ms", f"{st}ms"))
-            if stmt.index_name:
-                self._drop_invalid_index(stmt.index_name)
-            t0 = time.monotonic()
-            self.watch.arm()
-            try:
-                self._exec(a, stmt)
-            finally:
-                self.watch.disarm()
-            if stmt.index_name and not stmt.non_transactional == "DROP INDEX CONCURRENTLY":
-                if self._index_valid(stmt.index_name) is False:
-                    raise ExecutionError(
-                        f"index {stmt.index_name} was built INVALID",
-                        location=location_of(a.file, stmt.start),
-                        hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
-                    )
-            ms = int((time.monotonic() - t0) * 1000)
-            conn.execute(self.tables.insert_applied(), (
-                a.file.name, a.file.version, a.file.checksum, ms, self.s.release_sha, False,
-                self.runlog.run_id if self.runlog else None))
-            conn.execute("RESET lock_timeout; RESET statement_timeout")
+            # Alone in its message: PostgreSQL treats a multi-statement message as a
+            # transaction block, where CONCURRENTLY is refused.
+            self._batch(a, [Piece(stmt.sql, stmt)])
         finally:
-            conn.autocommit = False
+            self.watch.disarm()
+        if stmt.index_name and stmt.non_transactional != "DROP INDEX CONCURRENTLY":
+            if self._index_valid(stmt.index_name) is False:
+                raise ExecutionError(
+                    f"index {stmt.index_name} was built INVALID",
+                    location=location_of(a.file, stmt.start),
+                    hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
+                )
+        ms = int((time.monotonic() - t0) * 1000)
+        self._batch(a, [self._history_piece(a, ms),
+                        Piece("RESET lock_timeout"), Piece("RESET statement_timeout")])
         self.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
                   f"{stmt.non_transactional or 'declared'})")
         return {"file": a.file.name, "durationMs": ms, "transactional": False}
@@ -376,24 +409,22 @@ class Run:
             self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
                 sql.Identifier(*parts)))
 
-    def _exec(self, a: Analysis, stmt: Statement) -> None:
+    def _batch(self, a: Analysis, pieces: list[Piece]) -> None:
         assert self.conn is not None
         try:
-            self.conn.execute(stmt.sql.encode("utf-8"))
-        except psycopg.errors.QueryCanceled as e:
-            raise self._sql_error(a, stmt, e) from None
-        except psycopg.Error as e:
-            raise self._sql_error(a, stmt, e) from None
+            batch.run(self.conn, pieces)
+        except batch.BatchFailure as f:
+            raise self._sql_error(a, f) from None
 
-    def _sql_error(self, a: Analysis, stmt: Statement, e: psycopg.Error) -> Exception:
-        state = e.sqlstate
-        diag = e.diag
-        pos = diag.statement_position
-        offset = stmt.start + (int(pos) - 1 if pos and pos.isdigit() else 0)
-        loc = location_of(a.file, offset) if pos else location_of(a.file, stmt.start)
-        primary = diag.message_primary or str(e).splitlines()[0]
-        msg = self.redact(primary)
-        if isinstance(e, psycopg.OperationalError) and state is None:
+    def _sql_error(self, a: Analysis, f: batch.BatchFailure) -> Exception:
+        state = f.sqlstate
+        stmt = f.piece.origin if isinstance(f.piece.origin, Statement) else None
+        if stmt is not None:
+            loc = location_of(a.file, stmt.start + (f.offset or 0))
+        else:
+            loc = Location(a.file.name)
+        msg = self.redact(f.message)
+        if f.lost_connection:
             return ConnectError("lost the database connection: " + msg, location=loc)
         if state in RETRYABLE:
             blockers = self.watch.last if self.watch else []
@@ -468,3 +499,4 @@ def up(settings: Settings, echo: Echo) -> tuple[artifact.Report, MigrationError 
 
 def history_exists(conn: psycopg.Connection[Any], tables: Tables) -> bool:
     return exists(conn, tables.schema, tables.history)
+

@@ -277,7 +277,7 @@ _RUN_COLUMNS = sql.SQL(
 )
 
 
-def _rows(conn: psycopg.Connection[Any], query: sql.Composable,
+def _rows(conn: psycopg.Connection[Any], query: sql.Composed,
           params: Sequence[Any]) -> tuple[RunRow, ...]:
     return tuple(RunRow(*row) for row in conn.execute(query, params).fetchall())
 
@@ -294,14 +294,23 @@ def read_status(
     url: str | None = None,
 ) -> Status:
     """Gather the facts and evaluate them. Never raises for an unreachable database."""
-    url = url or settings.database_url or embedded_url(settings.embedded_dir)
-    redactor = Redactor(password_of(url))
+    redactor = Redactor(password_of(url or settings.database_url))
     files: list[MigrationFile] = []
     files_error: str | None = None
     try:
         files = discover(settings.dir)
     except MigrationError as e:
         files_error = redactor(str(e))
+    if not url and not settings.database_url:
+        try:
+            url = embedded_url(settings.embedded_dir)
+        except Exception as e:
+            return unreachable(settings, lookback_minutes,
+                               f"embedded PostgreSQL unavailable: {redactor(str(e))}",
+                               files_error=files_error)
+    url = url or settings.database_url
+    assert url is not None
+    redactor.add(password_of(url))
     try:
         conn = connect(url, redactor, autocommit=True, timeout_s=CONNECT_TIMEOUT_S,
                        purpose="status")
@@ -323,6 +332,12 @@ def read_status(
                       query_error=f"reading the history failed (SQLSTATE {code})")
         return _status(facts, settings, lookback_minutes, diagnostic=redactor(str(e)))
     return _status(facts, settings, lookback_minutes)
+
+
+def unreachable(settings: Settings, lookback_minutes: int, diagnostic: str, *,
+                files_error: str | None = None) -> Status:
+    facts = Facts(now=datetime.now(UTC), database_reachable=False, files_error=files_error)
+    return _status(facts, settings, lookback_minutes, diagnostic=diagnostic)
 
 
 def _status(facts: Facts, settings: Settings, lookback: int,

@@ -85,6 +85,19 @@ CREATE INDEX IF NOT EXISTS {idx} ON {t} (started_at DESC)"""
             " run_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
         ).format(t=self.history_id)
 
+    def insert_applied_literal(self, values: tuple[object, ...],
+                               duration_ms: sql.Composable) -> sql.Composed:
+        """The history row as literals, to travel in the migration's own message."""
+        name, version, checksum, release_sha, transactional, run_id = values
+        return sql.SQL(
+            "INSERT INTO {t} (name, version, checksum, duration_ms, release_sha, transactional,"
+            " run_id) VALUES ({name}, {version}, {checksum}, {duration}, {sha}, {tx},"
+            " {run_id}::uuid)"
+        ).format(t=self.history_id, name=sql.Literal(name), version=sql.Literal(version),
+                 checksum=sql.Literal(checksum), duration=duration_ms,
+                 sha=sql.Literal(release_sha), tx=sql.Literal(transactional),
+                 run_id=sql.Literal(run_id))
+
     def insert_run(self) -> sql.Composed:
         return sql.SQL(
             "INSERT INTO {t} (run_id, attempt, status, lock_wait_ms, release_sha, host, runner,"

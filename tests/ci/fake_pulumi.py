@@ -74,8 +74,8 @@ def main() -> int:
         accept = config.get(f"{PROJECT}:acceptRelease") or None
         ledger = next_ledger(own, release, accept_sha=accept, now=datetime.now(UTC))
         outputs["acceptedReleases"] = ledger_output(ledger)
-        outputs["releaseSha"] = release.sha
-        outputs.setdefault("apiUrl", f"https://api-{stack}.example.test")
+        outputs["release"] = release.as_output()
+        outputs.setdefault("appUrls", {"api": f"api-{stack}.example.test"})
     else:
         print(f"fake pulumi: unsupported {argv}", file=sys.stderr)
         rc = 2

@@ -169,7 +169,7 @@ def test_malformed_ledger_is_an_error_not_an_empty_ledger(project: Path) -> None
     assert err.value.code == "release-ledger-invalid"
 
 
-# -- configure / accept through the subprocess seam --------------------------------------------------
+# -- configure / accept through the subprocess seam ---------------------------------------------
 
 class FakeRunner:
     """In-process stand-in for the Pulumi CLI: records argv, answers config get."""
@@ -188,7 +188,8 @@ class FakeRunner:
         if args[:2] == ["config", "get"]:
             if args[2] not in self.config:
                 return subprocess.CompletedProcess(argv, 255, "", "error: key not found\n")
-            return subprocess.CompletedProcess(argv, 0, json.dumps({"value": self.config[args[2]]}), "")
+            value = json.dumps({"value": self.config[args[2]]})
+            return subprocess.CompletedProcess(argv, 0, value, "")
         if args[:2] == ["config", "set"]:
             self.config[args[2]] = args[3]
         return subprocess.CompletedProcess(argv, 0, "", "")
@@ -234,7 +235,7 @@ def test_a_failing_pulumi_command_is_reported_with_its_last_line(project: Path) 
     assert err.value.exit_code == promote.EXIT_BACKEND
 
 
-# -- the CLI end to end, as the workflow runs it, with a fake pulumi executable ---------------------
+# -- the CLI end to end, as the workflow runs it, with a fake pulumi executable -----------------
 
 @pytest.fixture
 def fake_pulumi(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
@@ -276,6 +277,8 @@ def stage(exe: Path, state: Path, project: Path, stack: str, sha: str, image: st
     res = cli(["configure", "--stack", stack, "--sha", sha], exe, state, project, env)
     assert res.returncode == 0, res.stderr
     fake_up(exe, state, project, stack)
+    res = cli(["url", "--stack", stack], exe, state, project)
+    assert res.stdout.strip() == f"https://api-{stack}.example.test", res.stderr
     if not checks_pass:
         return subprocess.CompletedProcess([], 1, "", "smoke failed")
     res = cli(["accept", "--stack", stack, "--sha", sha], exe, state, project)
@@ -326,10 +329,13 @@ def test_replay_cli_refuses_an_unaccepted_sha_and_replays_an_accepted_one(
     fake_pulumi: tuple[Path, Path], project: Path
 ) -> None:
     exe, state = fake_pulumi
-    seed_promotion_chain(state)
-    for sha, image in ((SHA_A, IMG_A), (SHA_B, IMG_B)):
-        for stack, img in (("dev", image), ("staging", ""), ("prod", "")):
-            assert stage(exe, state, project, stack, sha, img).returncode == 0
+    ledger = [entry(SHA_A, IMG_A), entry(SHA_B, IMG_B)]
+    state.write_text(json.dumps({
+        "config": {"staging": {"gated-release:promotesFrom": "dev"},
+                   "prod": {"gated-release:promotesFrom": "staging"}},
+        "outputs": {s: {"acceptedReleases": ledger, "release": {"sha": SHA_B, "image": IMG_B}}
+                    for s in ("dev", "staging", "prod")},
+    }))
     res = cli(["verify", "--stack", "dev,staging,prod", "--sha", SHA_C], exe, state, project)
     assert res.returncode == promote.EXIT_REFUSED
     assert res.stderr.startswith("error[release-not-accepted]: cannot replay release " + SHA_C)
@@ -355,6 +361,14 @@ def test_cli_verify_with_ledger_file_and_json(project: Path) -> None:
     assert json.loads(out.stdout)["image"] == IMG_A
 
 
+def test_url_is_the_api_revision_fqdn_over_https(project: Path) -> None:
+    backend = ledger_backend(project, {"dev": {"appUrls": {"api": "gr-dev-api--r1.x.io"}}})
+    assert promote.api_url(backend.outputs("dev"), "dev") == "https://gr-dev-api--r1.x.io"
+    with pytest.raises(PromoteError) as err:
+        promote.api_url(backend.outputs("staging"), "staging")
+    assert err.value.code == "no-app-url"
+
+
 def test_cli_missing_pulumi_says_what_to_do(project: Path) -> None:
     code = promote.main(["ledger", "--stack", "dev", "--pulumi", str(project / "nope"),
                          "--project-dir", str(project)])
@@ -363,7 +377,8 @@ def test_cli_missing_pulumi_says_what_to_do(project: Path) -> None:
 
 # -- drift -----------------------------------------------------------------------------------------
 
-DEPLOYED = {"releaseSha": SHA_B, "acceptedReleases": [entry(SHA_A, IMG_A), entry(SHA_B, IMG_B)]}
+DEPLOYED = {"release": {"sha": SHA_B, "image": IMG_B},
+            "acceptedReleases": [entry(SHA_A, IMG_A), entry(SHA_B, IMG_B)]}
 
 
 def codes(findings: Sequence[promote.Finding]) -> set[str]:
@@ -377,14 +392,26 @@ def test_no_drift_when_the_deployed_release_is_accepted_and_nothing_is_pending()
 
 
 def test_pending_migrations_behind_the_deployed_release_are_critical() -> None:
-    status = {"pending": [{"name": "0003_add_index.sql"}], "alert": {"level": "critical"}}
+    status = {"pending": [{"name": "0003_add_index.sql", "version": "0003"}],
+              "alert": {"level": "critical", "reasons": [
+                  {"code": "pending", "level": "critical", "message": "1 migration pending"}]}}
     findings = promote.drift("prod", DEPLOYED, status)
     assert {"pending-migrations", "alert-critical"} <= codes(findings)
-    assert "0003_add_index.sql" in promote.drift_markdown("prod", findings)
+    text = promote.drift_markdown("prod", findings)
+    assert "0003_add_index.sql" in text and "1 migration pending" in text
+
+
+def test_unreadable_run_log_with_telemetry_enabled_is_a_warning() -> None:
+    status = {"pending": [], "alert": {"level": "ok"},
+              "telemetry": {"available": False, "enabled": True, "table": "t", "reason": "x"}}
+    findings = promote.drift("prod", DEPLOYED, status)
+    assert [(f.code, f.severity) for f in findings] == [("telemetry-unavailable", "warning")]
+    status["telemetry"] = {"available": False, "enabled": False, "table": "t", "reason": "off"}
+    assert promote.drift("prod", DEPLOYED, status) == []
 
 
 def test_a_deployed_release_that_was_never_accepted_is_drift() -> None:
-    outputs = {**DEPLOYED, "releaseSha": SHA_C}
+    outputs = {**DEPLOYED, "release": {"sha": SHA_C, "image": IMG_C}}
     findings = promote.drift("prod", outputs, {"pending": []})
     assert codes(findings) == {"unaccepted-release"}
 
@@ -400,7 +427,7 @@ class OpsHandler(http.server.BaseHTTPRequestHandler):
     body: dict[str, Any] = {"pending": ["0002_x.sql"], "alert": {"level": "critical"}}
     seen_auth: list[str | None] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         OpsHandler.seen_auth.append(self.headers.get("Authorization"))
         payload = json.dumps(self.body).encode()
         self.send_response(self.status_code)
@@ -427,7 +454,7 @@ def test_drift_cli_reads_a_503_status_and_writes_the_step_summary(
     project: Path, ops_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ledger = project / "ledger.json"
-    ledger.write_text(json.dumps({"prod": {**DEPLOYED, "apiUrl": ops_server}}))
+    ledger.write_text(json.dumps({"prod": {**DEPLOYED, "appUrls": {"api": ops_server}}}))
     summary = project / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("DEPLOY_OPS_TOKEN", "t0ken")
@@ -459,3 +486,29 @@ def test_drift_cli_clean_status_file_exits_zero(project: Path) -> None:
     code = promote.main(["drift", "--stack", "prod", "--ledger-file", str(ledger),
                          "--status-file", str(status)])
     assert code == 0
+
+
+def test_preview_outputs_accept_the_stack_files_release_upstream(project: Path) -> None:
+    (project / "Pulumi.prod.yaml").write_text(
+        "config:\n  gated-release:promotesFrom: staging\n"
+        f"  gated-release:releaseSha: {SHA_A}\n  gated-release:releaseImage: {IMG_A}\n")
+    backend = Backend(project_dir=project)
+    outputs = promote.preview_outputs(backend, "prod")
+    assert list(outputs) == ["staging"]
+    (entry,) = outputs["staging"]["acceptedReleases"]
+    assert (entry["sha"], entry["image"]) == (SHA_A, IMG_A)
+    assert promote.preview_outputs(backend, "dev") == {}  # no upstream, nothing to answer
+
+
+def test_stack_env_twin_does_not_merge_with_the_flag(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / "ledger.json"
+    path.write_text(json.dumps(LEDGERS))
+    monkeypatch.setenv("GATED_RELEASE_STACK", "dev")
+    monkeypatch.setenv("GATED_RELEASE_SHA", SHA_B)
+    # B is accepted on dev only: the flag must replace the env, not add prod to it
+    assert promote.main(["verify", "--ledger-file", str(path), "--project-dir", str(project)]) == 0
+    assert promote.main(["verify", "--stack", "prod", "--ledger-file", str(path),
+                         "--project-dir", str(project)]) == promote.EXIT_REFUSED
+    assert "prod" in capsys.readouterr().err

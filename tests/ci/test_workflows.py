@@ -8,9 +8,12 @@ before any mutation, pinned actions.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ Step = dict[str, Any]
 
 
 def load(name: str) -> dict[str, Any]:
-    doc = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text())
+    doc: dict[Any, Any] = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text())
     # YAML 1.1 reads the key `on` as boolean true
     if True in doc:
         doc["on"] = doc.pop(True)
@@ -51,7 +54,8 @@ def uses(step: Step) -> str:
 def pulumi_command(step: Step) -> str | None:
     """`up`, `preview`, ... for a pulumi/actions step or a `pulumi <cmd>` run line."""
     if uses(step).startswith("pulumi/actions@"):
-        return step.get("with", {}).get("command")
+        command = step.get("with", {}).get("command")
+        return None if command is None else str(command)
     m = re.search(r"\bpulumi (up|update|preview|destroy|refresh)\b", run_text(step))
     return m.group(1) if m else None
 
@@ -237,6 +241,19 @@ def test_offline_preview_runs_every_stack_with_the_policy_pack() -> None:
     assert "secrets." not in yaml.safe_dump(job)  # runs without secrets, forks included
 
 
+def test_offline_preview_step_runs_as_written_for_prod() -> None:
+    # prod promotes from staging: without preview-outputs its release would be refused offline
+    job = load("preview")["jobs"]["offline-preview"]
+    (step,) = [s for s in steps(job) if "infra.preview" in run_text(s)]
+    env = {**os.environ, **step["env"], "STACK": "prod", "PYTHONWARNINGS": "ignore",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["bash", "-e", "-c", run_text(step)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    report = json.loads((ROOT / ".artifacts" / "preview" / "prod.json").read_text())
+    assert report  # the JSON report the job uploads
+
+
 def test_cloud_preview_runs_only_when_credentials_are_configured() -> None:
     jobs = load("preview")["jobs"]
     job = jobs["pulumi-preview"]
@@ -287,7 +304,7 @@ def test_smoke_and_alerts_follow_each_up_and_gate_the_acceptance() -> None:
 
 
 def test_smoke_and_alerts_are_wired_to_the_release_and_the_ops_token() -> None:
-    for name, job in deploy_jobs():
+    for _name, job in deploy_jobs():
         (smoke,) = [s for s in steps(job) if is_smoke(s)]
         assert "--base-url" in run_text(smoke) and '--release-sha "$RELEASE_SHA"' in run_text(smoke)
         (alerts,) = [s for s in steps(job) if is_alerts(s)]
@@ -378,3 +395,17 @@ def test_drift_runs_on_a_schedule_per_stack_with_strict_alerts() -> None:
     (drift,) = [s for s in steps(job) if "infra.promote drift" in run_text(s)]
     assert "!cancelled()" in drift["if"]  # reported even when the alert step failed
     assert job["env"]["DEPLOY_OPS_TOKEN"] == "${{ secrets.DEPLOY_OPS_TOKEN }}"
+
+
+def test_python_runs_in_the_project_virtualenv_pulumi_uses() -> None:
+    # Pulumi.yaml sets runtime.options.virtualenv: .venv, so the program, the dynamic provider
+    # and the CLIs must share that environment; an install elsewhere would leave Pulumi's empty.
+    for name in NAMES:
+        for job_name, job in load(name)["jobs"].items():
+            installs = index(job, lambda s: ".venv/bin/python -m pip install" in run_text(s)
+                             and "GITHUB_PATH" in run_text(s))
+            python_steps = [i for i in index(job, lambda s: "python -m" in run_text(s))
+                            if i not in installs]
+            if not python_steps:
+                continue
+            assert installs and installs[0] < python_steps[0], f"{name}/{job_name}"

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import psycopg
 from psycopg import sql
 
@@ -34,7 +34,7 @@ APP_PREFIX = "gated-release-migration"
 _formats = jsonschema.FormatChecker()
 
 
-@_formats.checks("date-time", raises=ValueError)
+@_formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
 def _is_date_time(value: object) -> bool:
     # rfc3339-validator is not a dependency; fromisoformat (3.11+) accepts RFC 3339 with "Z"
     # and an explicit offset, and a date-time must carry one.
@@ -47,7 +47,7 @@ def _is_date_time(value: object) -> bool:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator() -> Any:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema, format_checker=_formats)
@@ -108,7 +108,7 @@ class Runner:
              artifact_root: Path | None = None) -> list[str]:
         argv = [sys.executable, "-m", "migration", command, "--dir", str(self.directory)]
         db = url if url is not None else self.database_url
-        if db is not None:
+        if db:  # "" leaves the URL to the environment (DATABASE_URL)
             argv += ["--database-url", db]
         if command == "up":
             argv += ["--release-sha", self.release_sha,
