@@ -103,41 +103,42 @@ def location_of(mf: MigrationFile, offset: int) -> Location:
     return Location(mf.name, line, col)
 
 
-def _name(node: Any) -> str | None:
-    rel = getattr(node, "relation", None)
-    if rel is not None and getattr(rel, "relname", None):
-        schema = getattr(rel, "schemaname", None)
-        return f"{schema}.{rel.relname}" if schema else str(rel.relname)
+def _name(node: dict[str, Any]) -> str | None:
+    rel = node.get("relation")
+    if isinstance(rel, dict) and rel.get("relname"):
+        schema = rel.get("schemaname")
+        return f"{schema}.{rel['relname']}" if schema else str(rel["relname"])
     return None
 
 
-def _enum_name(v: Any) -> str:
-    return str(getattr(v, "name", v))
+def _defnames(items: list[Any] | None) -> list[str]:
+    return [str(i.get("DefElem", {}).get("defname", "")) for i in items or ()]
 
 
-def _classify(node: Any) -> tuple[str | None, str, str | None]:
+def _is_fk(item: dict[str, Any]) -> bool:
+    return bool(item.get("Constraint", {}).get("contype") == "CONSTR_FOREIGN")
+
+
+def _classify(kind: str, node: dict[str, Any]) -> tuple[str | None, str, str | None]:
     """(non-transactional reason, lock mode, transaction-control keyword)."""
-    kind = type(node).__name__
     if kind == "TransactionStmt":
-        word = _enum_name(node.kind).replace("TRANS_STMT_", "")
-        return None, "NONE", word
+        return None, "NONE", str(node.get("kind", "")).replace("TRANS_STMT_", "")
     if kind == "IndexStmt":
-        if node.concurrent:
+        if node.get("concurrent"):
             return "CREATE INDEX CONCURRENTLY", "SHARE UPDATE EXCLUSIVE", None
         return None, "SHARE", None
     if kind == "DropStmt":
-        if node.concurrent:
+        if node.get("concurrent"):
             return "DROP INDEX CONCURRENTLY", "SHARE UPDATE EXCLUSIVE", None
         return None, "ACCESS EXCLUSIVE", None
     if kind == "ReindexStmt":
-        params = [getattr(p, "defname", "") for p in (node.params or ())]
-        if "concurrently" in params:
+        if "concurrently" in _defnames(node.get("params")):
             return "REINDEX CONCURRENTLY", "SHARE UPDATE EXCLUSIVE", None
         return None, "SHARE", None
     if kind == "VacuumStmt":
-        if node.is_vacuumcmd:
-            opts = [getattr(p, "defname", "") for p in (node.options or ())]
-            return "VACUUM", "ACCESS EXCLUSIVE" if "full" in opts else "SHARE UPDATE EXCLUSIVE", None
+        if node.get("is_vacuumcmd"):
+            full = "full" in _defnames(node.get("options"))
+            return "VACUUM", "ACCESS EXCLUSIVE" if full else "SHARE UPDATE EXCLUSIVE", None
         return None, "SHARE UPDATE EXCLUSIVE", None
     if kind in ("CreatedbStmt", "DropdbStmt", "CreateTableSpaceStmt", "DropTableSpaceStmt",
                 "AlterSystemStmt"):
@@ -146,64 +147,83 @@ def _classify(node: Any) -> tuple[str | None, str, str | None]:
         return "CREATE SUBSCRIPTION", "NONE", None
     if kind == "AlterTableStmt":
         strongest = "NONE"
-        for cmd in node.cmds or ():
-            sub = _enum_name(cmd.subtype)
+        for item in node.get("cmds") or ():
+            cmd = item.get("AlterTableCmd", {})
+            sub = str(cmd.get("subtype", ""))
             mode = _ALTER_TABLE_LOCKS.get(sub, "ACCESS EXCLUSIVE")
-            if sub == "AT_AddConstraint":
-                contype = _enum_name(getattr(cmd.def_, "contype", ""))
-                if contype == "CONSTR_FOREIGN":
-                    mode = "SHARE ROW EXCLUSIVE"
+            if sub == "AT_AddConstraint" and _is_fk(cmd.get("def") or {}):
+                mode = "SHARE ROW EXCLUSIVE"
             if LOCK_MODES.index(mode) > LOCK_MODES.index(strongest):
                 strongest = mode
         return None, strongest, None
     if kind in ("RenameStmt", "TruncateStmt", "ClusterStmt", "AlterTableMoveAllStmt"):
         return None, "ACCESS EXCLUSIVE", None
     if kind == "RefreshMatViewStmt":
-        return None, "EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE", None
-    if kind in ("CreateTrigStmt", "CreateForeignKeyStmt"):
+        return None, "EXCLUSIVE" if node.get("concurrent") else "ACCESS EXCLUSIVE", None
+    if kind == "CreateTrigStmt":
         return None, "SHARE ROW EXCLUSIVE", None
     if kind == "CommentStmt":
         return None, "SHARE UPDATE EXCLUSIVE", None
     if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
         return None, "ROW EXCLUSIVE", None
     if kind == "LockStmt":
-        return None, LOCK_MODES[min(int(node.mode), len(LOCK_MODES) - 1)], None
+        return None, LOCK_MODES[min(int(node.get("mode", 8)), len(LOCK_MODES) - 1)], None
     if kind == "CreateStmt":
-        fks = any(
-            _enum_name(getattr(c, "contype", "")) == "CONSTR_FOREIGN"
-            for c in (node.constraints or ())
-        ) or any(
-            _enum_name(getattr(c, "contype", "")) == "CONSTR_FOREIGN"
-            for col in (node.tableElts or ())
-            for c in (getattr(col, "constraints", None) or ())
-        )
+        elements = node.get("tableElts") or ()
+        fks = any(_is_fk(e) for e in elements) or any(
+            _is_fk(c) for e in elements for c in e.get("ColumnDef", {}).get("constraints") or ())
         return None, "SHARE ROW EXCLUSIVE" if fks else "NONE", None
     return None, "NONE", None
 
 
-def analyze(mf: MigrationFile) -> Analysis:
-    """Parse one file. Raises MigrationError pointing at file, line and column."""
-    import pglast  # heavy: imported only when a file has to be parsed
+def _parse_error(mf: MigrationFile, text: str) -> MigrationError:
+    import pglast
 
-    text = mf.text
+    # The typed parser reports the error offset in characters (the JSON one in bytes).
     try:
-        raw = pglast.parse_sql(text)
+        pglast.parse_sql(text)
     except pglast.parser.ParseError as e:
         offset = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else 0
-        raise MigrationError(
+        return MigrationError(
             f"syntax error: {e.args[0]}",
             location=location_of(mf, offset),
             sqlstate="42601",
             hint="fix the SQL; nothing was applied",
-        ) from None
+        )
+    return MigrationError("the SQL parser failed", location=Location(mf.name))  # pragma: no cover
+
+
+def analyze(mf: MigrationFile) -> Analysis:
+    """Parse one file. Raises MigrationError pointing at file, line and column."""
+    import json
+
+    from pglast import parser  # heavy: imported only when a file has to be parsed
+
+    text = mf.text
+    try:
+        # The JSON form is ~10x cheaper than building pglast's typed tree.
+        tree = json.loads(parser.parse_sql_json(text))
+    except parser.ParseError:
+        raise _parse_error(mf, text) from None
+    if text.isascii():
+        def char(offset: int) -> int:
+            return offset
+    else:
+        raw = text.encode("utf-8")
+
+        def char(offset: int) -> int:
+            return len(raw[:offset].decode("utf-8", "ignore"))
+
     lines = _Lines(text)
     stmts: list[Statement] = []
-    for i, rs in enumerate(raw):
-        start = rs.stmt_location or 0
-        end = start + rs.stmt_len if rs.stmt_len else len(text)
+    for i, rs in enumerate(tree.get("stmts", ())):
+        b_start = int(rs.get("stmt_location", 0))
+        b_len = int(rs.get("stmt_len", 0))
+        start = char(b_start)
+        end = char(b_start + b_len) if b_len else len(text)
+        snippet = text[start:end]
         # Leading comments/blank lines belong to the statement for PostgreSQL, not for
         # the location we report.
-        snippet = text[start:end]
         lead = len(snippet) - len(snippet.lstrip())
         while snippet[lead:].startswith("--"):
             nl = snippet.find("\n", lead)
@@ -212,21 +232,21 @@ def analyze(mf: MigrationFile) -> Analysis:
             lead = nl + 1
             lead += len(snippet[lead:]) - len(snippet[lead:].lstrip())
         line, col = lines.at(start + lead)
-        node: Any = rs.stmt
-        reason, lock, tx = _classify(node)
+        ((kind, node),) = rs["stmt"].items()
+        reason, lock, tx = _classify(kind, node)
         enum_added = None
-        if type(node).__name__ == "AlterEnumStmt" and node.newVal and not node.oldVal:
-            enum_added = (".".join(str(n.sval) for n in node.typeName), str(node.newVal))
+        if kind == "AlterEnumStmt" and node.get("newVal") and not node.get("oldVal"):
+            type_name = ".".join(str(n["String"]["sval"]) for n in node.get("typeName", ()))
+            enum_added = (type_name, str(node["newVal"]))
         index_name = None
-        if type(node).__name__ == "IndexStmt" and node.idxname:
-            schema = getattr(node.relation, "schemaname", None)
-            index_name = f"{schema}.{node.idxname}" if schema else str(node.idxname)
+        if kind == "IndexStmt" and node.get("idxname"):
+            schema = (node.get("relation") or {}).get("schemaname")
+            index_name = f"{schema}.{node['idxname']}" if schema else str(node["idxname"])
         stmts.append(
             Statement(
-                index=i, start=start, end=end, line=line, column=col,
-                kind=type(node).__name__, sql=snippet, non_transactional=reason,
-                lock=lock, target=_name(node), tx_control=tx, enum_added=enum_added,
-                index_name=index_name,
+                index=i, start=start, end=end, line=line, column=col, kind=kind, sql=snippet,
+                non_transactional=reason, lock=lock, target=_name(node), tx_control=tx,
+                enum_added=enum_added, index_name=index_name,
             )
         )
     return _shape(mf, stmts)

@@ -192,7 +192,7 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
     result.raise_for_problems()
     pending = [result.analyses[f.name] for f in result.pending]
     groups, boundaries = plan_groups(pending, s.single_transaction)
-    out = []
+    out: list[dict[str, Any]] = []
     for a in pending:
         out.append({
             "file": a.file.name, "transactional": a.transactional,

@@ -11,14 +11,12 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from . import dashboard, errors
+from . import errors
 from .errors import ConfigError
 from .settings import Settings, parse_bool, parse_int
 from .status import LOOKBACK_BOUNDS, LOOKBACK_DEFAULT, RECENT_RUNS_BOUNDS, RECENT_RUNS_DEFAULT
@@ -183,6 +181,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if html:
         path = Path(html)
         path.parent.mkdir(parents=True, exist_ok=True)
+        from . import dashboard  # only for --html: keeps `up` light
+
         path.write_text(dashboard.render(doc), encoding="utf-8")
         if not settings.json:
             print(f"dashboard: {path}", file=sys.stderr)
@@ -252,6 +252,9 @@ def fetch_remote(url: str, lookback: int, timeout_s: float) -> dict[str, Any]:
                           hint="export the ops endpoint's bearer token as " + REMOTE_TOKEN_ENV)
     target = endpoint_url(url, lookback)
     shown = urlunsplit(urlsplit(target)._replace(query="", fragment=""))
+    import urllib.error  # remote mode only: keeps every other command light
+    import urllib.request
+
     req = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}",
                                                   "Accept": "application/json"})
     try:

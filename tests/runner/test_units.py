@@ -112,3 +112,28 @@ def test_help_teaches() -> None:
     for needle in ("MIGRATION_TIMEOUT_SECONDS", "--single-transaction", "exit codes",
                    "MIGRATION_LOCK_TIMEOUT", "DATABASE_URL"):
         assert needle in res.stdout
+
+
+def test_analysis_locations_with_non_ascii_text(tmp_path: Path) -> None:
+    from migration.analysis import analyze
+    from migration.source import MigrationFile
+
+    p = tmp_path / "0001_x.sql"
+    p.write_text("-- café\nCREATE TABLE \"é\" (x int);\n  INSERT INTO \"é\" VALUES (1);\n",
+                 encoding="utf-8")
+    a = analyze(MigrationFile("0001_x.sql", "0001", p))
+    assert [(s.line, s.column, s.kind) for s in a.statements] == [
+        (2, 1, "CreateStmt"), (3, 3, "InsertStmt")]
+    assert a.statements[1].sql.strip() == 'INSERT INTO "é" VALUES (1)'
+
+
+def test_syntax_error_location_with_non_ascii_text(tmp_path: Path) -> None:
+    from migration.analysis import analyze
+    from migration.errors import MigrationError
+    from migration.source import MigrationFile
+
+    p = tmp_path / "0001_x.sql"
+    p.write_text("CREATE TABLE \"é\" (x int);\nSELEC 1;\n", encoding="utf-8")
+    with pytest.raises(MigrationError) as e:
+        analyze(MigrationFile("0001_x.sql", "0001", p))
+    assert str(e.value).startswith("0001_x.sql:2:1: syntax error")
