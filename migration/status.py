@@ -10,7 +10,8 @@ Alert rules (highest level wins):
 * critical: the database is unreachable; the migration files cannot be read; a migration
   is pending; a run whose final attempt is ``FAILED`` or ``LOCK_TIMEOUT`` started within
   the lookback window.
-* warning: an attempt failed but the same run later succeeded (a retry recovered); a
+* warning: a failed run was followed by a successful one and nothing is pending (fixed
+  forward); an attempt failed but the same run later succeeded (a retry recovered); a
   ``RUNNING`` row is stale (its backend is gone, or it is older than the runner's deadline);
   an applied file is missing from the directory or was edited after it was applied; the
   run log is not readable while telemetry is enabled.
@@ -224,14 +225,24 @@ def evaluate(facts: Facts, *, lookback_minutes: int, stale_after_s: int) -> Aler
     since = facts.now - timedelta(minutes=lookback_minutes)
     window = [r for r in facts.window if r.started_at >= since]
     finals = _final_attempts(window)
+    # A failure followed by a successful run, with nothing pending, was fixed forward: the
+    # database is where the release expects it, so it no longer pages (it stays a warning
+    # for the rest of the lookback). Without this a fix-forward deploy could not pass the
+    # strict alert step until the failure aged out of the window.
+    last_ok = max((r.started_at for r in finals.values() if r.status in ("SUCCESS", "SKIPPED")),
+                  default=None)
     for run_id, last in sorted(finals.items(), key=lambda kv: kv[1].started_at):
         if last.status in FAILED_STATUSES:
             code = "run-lock-timeout" if last.status == "LOCK_TIMEOUT" else "run-failed"
             where = f" in {last.migration}" if last.migration else ""
             state = f" (SQLSTATE {last.sqlstate})" if last.sqlstate else ""
-            reasons.append(Reason(code, "critical",
-                                  f"run {run_id[:8]} ended {last.status}{where}{state} at "
-                                  f"{_iso(last.finished_at or last.started_at)}"))
+            text = (f"run {run_id[:8]} ended {last.status}{where}{state} at "
+                    f"{_iso(last.finished_at or last.started_at)}")
+            if last_ok is not None and last_ok > last.started_at and not facts.pending:
+                reasons.append(Reason("run-failed-fixed", "warning",
+                                      text + "; a later run succeeded"))
+            else:
+                reasons.append(Reason(code, "critical", text))
     recovered = {r.run_id for r in window if r.status in FAILED_STATUSES
                  and finals[r.run_id].status not in FAILED_STATUSES}
     for run_id in sorted(recovered):

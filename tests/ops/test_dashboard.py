@@ -92,7 +92,7 @@ def test_served_dashboard_in_headless_chromium(applied: Settings, database_url: 
     assert 'id="alert-level">CRITICAL<' in html
     rows = re.findall(r'<tr( class="stale")? data-run-id="\d+">(.*?)</tr>', html, re.S)
     statuses = [re.search(r'class="badge s-(\w+)"', r[1]).group(1) for r in rows]  # type: ignore[union-attr]
-    assert statuses[:3] == ["SUCCESS", "FAILED", "LOCK_TIMEOUT"]
+    assert statuses[:3] == ["FAILED", "LOCK_TIMEOUT", "SUCCESS"]  # newest first
     assert "55P03" in html and "5.0 s" in html  # lock wait shown in the timeline
     assert "&lt;b&gt;bold&lt;/b&gt;" in html  # escaped, not rendered as markup
     assert "0003_dup.sql" in html.split('id="pending"', 1)[1].split("</section>", 1)[0]

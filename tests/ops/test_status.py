@@ -43,6 +43,14 @@ def test_rules_pure() -> None:
     still = Facts(NOW, telemetry=ok, window=(_row(1, "LOCK_TIMEOUT", 5),
                                              _row(2, "LOCK_TIMEOUT", 4, attempt=2)))
     assert _codes(still) == ["run-lock-timeout"]
+    # a failure fixed forward by a later successful run no longer pages ...
+    fixed = Facts(NOW, telemetry=ok, window=(_row(1, "FAILED", 30, run="r1"),
+                                             _row(2, "SUCCESS", 10, run="r2")))
+    assert _codes(fixed) == ["run-failed-fixed"]
+    # ... unless something is still pending, or the success came first
+    earlier = Facts(NOW, telemetry=ok, window=(_row(1, "SUCCESS", 30, run="r2"),
+                                               _row(2, "FAILED", 10, run="r1")))
+    assert _codes(earlier) == ["run-failed"]
     # RUNNING: in progress (alive, young) is fine; dead backend or too old is stale
     assert _codes(Facts(NOW, telemetry=ok, recent=(_row(1, "RUNNING", 1, alive=True),))) == []
     assert _codes(Facts(NOW, telemetry=ok, recent=(_row(1, "RUNNING", 1, alive=False),))) \
