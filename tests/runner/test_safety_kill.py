@@ -58,10 +58,13 @@ class Probe:
     absent: tuple[Any, ...]
 
 
+# Probes are plain SQL over the catalogs, so they read the transaction's snapshot; to_regclass
+# and friends read the syscache, which sees commits made after the snapshot was taken.
+
 # File texts (written to disk, never executed by the test itself) and their probes.
 TEMPLATES = {
     "table": ("CREATE TABLE t_{i} (id int);\n{slow}INSERT INTO marks VALUES ({i});\n",
-              Probe("SELECT to_regclass(%s) IS NOT NULL,"
+              Probe("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s AND relkind = 'r'),"
                     " (SELECT count(*) FROM marks WHERE k = %s)", (), (True, 1), (False, 0))),
     "column": ("ALTER TABLE notes ADD COLUMN c_{i} int;\n{slow}INSERT INTO marks VALUES ({i});\n",
                Probe("SELECT EXISTS (SELECT 1 FROM information_schema.columns"
@@ -91,10 +94,9 @@ def corpus() -> tuple[dict[str, str], dict[str, Probe]]:
                     " ON marks (slow_id(k));\n",
     }
     probes: dict[str, Probe] = {
-        "0001_marks.sql": Probe("SELECT to_regclass('marks') IS NOT NULL,"
-                                " to_regclass('notes') IS NOT NULL", (), (True, True),
-                                (False, False)),
-        "0002_slow_fn.sql": Probe("SELECT to_regprocedure('slow_id(int)') IS NOT NULL,"
+        "0001_marks.sql": Probe("SELECT count(*) FROM pg_class WHERE relname IN (%s, %s)"
+                                " AND relkind = 'r'", ("marks", "notes"), (2,), (0,)),
+        "0002_slow_fn.sql": Probe("SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'slow_id'),"
                                   " (SELECT count(*) FROM marks WHERE k = 2)", (), (True, 1),
                                   (False, 0)),
     }
@@ -112,7 +114,8 @@ def corpus() -> tuple[dict[str, str], dict[str, Probe]]:
 
 def index_state(target: str | psycopg.Connection[Any]) -> bool | None:
     """None: no index; else whether PostgreSQL considers it valid."""
-    q = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('marks_slow_idx')"
+    q = ("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+         " WHERE c.relname = 'marks_slow_idx'")
     if isinstance(target, str):
         rows = query(target, q)
     else:
@@ -126,7 +129,8 @@ def assert_consistent(url: str, names: list[str], probes: dict[str, Probe]) -> l
     with psycopg.connect(url, autocommit=True) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with conn.transaction():
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HISTORY,)).fetchone()
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s)",
+                               (HISTORY,)).fetchone()
             applied = [r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} ORDER BY name")
                                                   .format(sql.Identifier(HISTORY)))] \
                 if row and row[0] else []
