@@ -17,6 +17,12 @@ APPLICATION_NAME = "gated-release-migration"
 # pooling mode: session advisory locks and SET would silently apply to a random backend.
 POOLER_PORT = 6432
 CONNECT_TIMEOUT_S = 10
+# Parameters libpq validates only when connecting, where a typo looks like an outage.
+_ENUM_PARAMS = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby",
+                             "prefer-standby"),
+}
 
 
 def check_url(url: str) -> dict[str, Any]:
@@ -24,15 +30,15 @@ def check_url(url: str) -> dict[str, Any]:
     if "://" in url and url.split("://", 1)[0] not in ("postgres", "postgresql"):
         raise ConfigError(
             f"database URL scheme {url.split('://', 1)[0]!r} is not PostgreSQL",
-            hint="use postgresql://user:password@host:5432/dbname",
+            hint="use postgresql://USER@HOST:5432/DBNAME (password in the URL or PGPASSWORD)",
         )
     try:
         params = conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
         raise ConfigError(
             "database URL is malformed: " + Redactor(url)(str(e).splitlines()[0]),
-            hint="use postgresql://user:password@host:5432/dbname (percent-encode special "
-                 "characters in the password)",
+            hint="use postgresql://USER@HOST:5432/DBNAME with the password in the URL "
+                 "(percent-encode its special characters)",
         ) from None
     port = str(params.get("port") or "")
     # libpq only rejects a bad port when connecting, where it surfaces as "unreachable"
@@ -42,8 +48,15 @@ def check_url(url: str) -> dict[str, Any]:
     if bad is not None:
         raise ConfigError(
             f"database URL port {bad!r} is not a number",
-            hint="use postgresql://user:password@host:5432/dbname",
+            hint="use postgresql://USER@HOST:5432/DBNAME (password in the URL or PGPASSWORD)",
         )
+    for key, allowed in _ENUM_PARAMS.items():
+        value = params.get(key)
+        if value is not None and str(value) not in allowed:
+            raise ConfigError(
+                f"database URL {key}={value!r} is not one of {', '.join(allowed)}",
+                hint=f"fix the {key} parameter of DATABASE_URL",
+            )
     if str(POOLER_PORT) in ports:
         raise PoolerError(
             f"port {POOLER_PORT} is a transaction-pooling PgBouncer: the runner's session lock "

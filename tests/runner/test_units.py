@@ -137,3 +137,28 @@ def test_syntax_error_location_with_non_ascii_text(tmp_path: Path) -> None:
     with pytest.raises(MigrationError) as e:
         analyze(MigrationFile("0001_x.sql", "0001", p))
     assert str(e.value).startswith("0001_x.sql:2:1: syntax error")
+
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("postgresql://u@h/db?sslmode=sometimes", "sslmode='sometimes' is not one of"),
+    ("mysql://u@h/db", "scheme 'mysql' is not PostgreSQL"),
+    ("postgresql://u@h:6432/db", "transaction-pooling PgBouncer"),
+])
+def test_url_problems_are_config_errors(url: str, needle: str) -> None:
+    from migration.connection import check_url
+    from migration.errors import MigrationError
+
+    with pytest.raises(MigrationError) as e:
+        check_url(url)
+    assert needle in str(e.value)
+
+
+def test_embedded_start_failure_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    res = subprocess.run([sys.executable, "-m", "migration", "up", "--dir", str(tmp_path),
+                          "--embedded-dir", str(blocker / "pg"), "--artifact-dir", ""],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "the embedded PostgreSQL under" in lines[0], res.stderr
