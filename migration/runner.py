@@ -12,6 +12,13 @@ transaction, and the runner declares a boundary (logged, and listed in the artif
 that uses an enum label added earlier in the same group, which PostgreSQL would refuse
 (SQLSTATE 55P04, unsafe use of new enum value). The group before a boundary commits first.
 
+Durability. Every group but the last commits with ``synchronous_commit = off``: it does
+not wait for its own WAL flush, which would cost one fsync per migration. The last group
+commits synchronously, and since WAL is flushed in order, that one flush makes every earlier
+commit durable before `up` reports success. A server crash before it can lose only whole
+migrations, each with its history row (PostgreSQL guarantees the same state as if those
+transactions had aborted), and the next run applies them again.
+
 Retries. A group whose statement fails with 55P03 (lock_timeout) or 40P01 (deadlock) is
 rolled back and retried from its start, at most ``max_retries`` times, after a jittered
 backoff; every attempt re-applies ``lock_timeout``/``statement_timeout`` (``SET LOCAL``), and
@@ -59,6 +66,8 @@ Echo = Callable[[str], None]
 class Group:
     migrations: list[Analysis]
     transactional: bool
+    durable: bool = True
+    """False: commit without waiting for the WAL flush (a later durable commit covers it)."""
 
 
 def plan_groups(pending: list[Analysis], single_transaction: bool
@@ -201,6 +210,7 @@ class Run:
         for b in boundaries:
             self.echo(f"boundary before {b['before']}: {b['reason']} ({b['detail']})")
         for g in groups:
+            g.durable = g is groups[-1]
             self._apply_group(g)
             done = {m.file.name for m in g.migrations}
             r.pending = [p for p in r.pending if p not in done]
@@ -329,6 +339,8 @@ class Run:
         try:
             for i, a in enumerate(g.migrations):
                 pieces = [Piece("BEGIN")] if i == 0 else []
+                if i == 0 and not g.durable:
+                    pieces.append(Piece("SET LOCAL synchronous_commit = off"))
                 pieces += self._timeout_pieces(local=True)
                 pieces.append(Piece("SELECT set_config('gated_release.t0',"
                                     " clock_timestamp()::text, true)"))

@@ -157,3 +157,28 @@ def test_plan_shows_locks(pg: PgServer, database_url: str, tmp_path: Path) -> No
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT to_regclass('public.t')").fetchone() == (None,)
 
+
+
+def test_only_the_last_commit_waits_for_the_wal_flush(database_url: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Earlier commits skip their own fsync; the last one flushes all WAL before success."""
+    from migration import batch
+    from migration.runner import up
+    from migration.settings import resolve
+
+    for i in range(1, 4):
+        (tmp_path / f"000{i}_t.sql").write_text(f"CREATE TABLE t{i} (x int);\n")
+    sent: list[list[str]] = []
+    real = batch.run
+
+    def spy(conn: object, pieces: list[batch.Piece]) -> object:
+        sent.append([p.sql for p in pieces])
+        return real(conn, pieces)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch, "run", spy)
+    s = resolve({"dir": str(tmp_path), "database_url": database_url, "artifact_dir": ""}, {})
+    report, err = up(s, lambda _l: None)
+    assert err is None and len(report.applied) == 3
+    migrations = [b for b in sent if "COMMIT" in b]
+    async_commit = ["SET LOCAL synchronous_commit = off" in b for b in migrations]
+    assert async_commit == [True, True, False]
