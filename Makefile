@@ -33,4 +33,5 @@ bench: venv
 	$(PY) -m bench
 
 clean:
+	-$(PY) -m migration embedded --stop 2>/dev/null
 	rm -rf .artifacts .pgdata .pytest_cache .mypy_cache .ruff_cache

@@ -79,12 +79,12 @@ def _migration_job(result: PreviewResult, pack_dir: Path) -> Any:
     """The Job whose container runs a migration, by the pack's own definition."""
     sys.path.insert(0, str(pack_dir))
     try:
-        from gated_policies import (  # type: ignore[import-not-found]
+        from gated_policies import (  # type: ignore[import-not-found, unused-ignore]
             BY_NAME,
             effective_config,
             plain,
         )
-        from gated_policies.resource_rules import (  # type: ignore[import-not-found]
+        from gated_policies.resource_rules import (  # type: ignore[import-not-found, unused-ignore]
             is_migration_job,
         )
     finally:
