@@ -19,7 +19,7 @@ errors from PostgreSQL carry ``sqlstate``. ``str(err)`` is one line that says wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 EXIT_OK = 0
@@ -145,13 +145,3 @@ class LockTimeoutError(ExecutionError):
 class DeadlineError(MigrationError):
     code = "deadline-exceeded"
     exit_code = EXIT_DEADLINE
-
-
-@dataclass
-class Problem:
-    """A check finding before it becomes an exception (kept for ``--json`` listings)."""
-
-    message: str
-    location: Location | None = None
-    hint: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
