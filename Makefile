@@ -31,6 +31,7 @@ check: lint typecheck test
 
 bench: venv
 	$(PY) -m bench
+	$(PY) bench/preview_bench.py
 
 clean:
 	-$(PY) -m migration embedded --stop 2>/dev/null
