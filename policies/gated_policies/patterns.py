@@ -19,7 +19,9 @@ from functools import lru_cache
 _NOT_SEP = r"[^\s;&|]"  # a token character that does not end a shell command
 DEFAULT_MIGRATION_COMMAND_PATTERNS: tuple[str, ...] = (
     # this project's runner: python -m migration [flags] up, gated-migrate up
-    rf"\bpython[0-9.]*(\s+-{_NOT_SEP}+)*\s+-m\s*migration(\.cli|\.__main__)?(\s+{_NOT_SEP}+)*?\s+up\b",
+    # (short interpreter flags may be bundled with -m: python -Im migration up)
+    rf"\bpython[0-9.]*(\s+-{_NOT_SEP}+)*?\s+-[A-Za-z]*m\s*migration(\.cli|\.__main__)?"
+    rf"(\s+{_NOT_SEP}+)*?\s+up\b",
     rf"\bgated-migrate(\s+{_NOT_SEP}+)*?\s+up\b",
     r"\balembic\b.*\bupgrade\b",
     r"\bprisma\s+migrate\s+(deploy|dev|reset)\b",
@@ -49,6 +51,7 @@ DEFAULT_MIGRATE_ENABLE_ENV_PATTERN = (
 )
 
 TRUTHY = frozenset({"1", "true", "yes", "on", "y", "t", "enabled"})
+FALSY = frozenset({"0", "false", "no", "off", "n", "f", "disabled"})
 
 # Env var names whose value is a credential: they must come from a secretRef, never a literal.
 DEFAULT_SECRET_ENV_NAME_PATTERN = (
@@ -89,6 +92,11 @@ def find_migration_command(line: str, patterns: Iterable[str]) -> str | None:
 
 def is_truthy(value: str) -> bool:
     return value.strip().lower() in TRUTHY
+
+
+def is_off(value: str) -> bool:
+    """Only an explicit off counts as off: ``2`` or ``maybe`` may well mean on to the app."""
+    return value.strip().lower() in FALSY
 
 
 def looks_like_credential(value: str) -> bool:

@@ -85,9 +85,10 @@ def no_startup_migrations(resource_type: str, name: str, props: Mapping[str, Any
                 ))
             elif isinstance(var.value, Unknown):
                 findings.append(unknown_finding(var.value, f"that {var.name} is off"))
-            elif isinstance(var.value, str) and patterns.is_truthy(var.value):
+            elif not (isinstance(var.value, str) and patterns.is_off(var.value)):
                 findings.append(Finding(
-                    message=f"{var.name}={var.value} turns a start-up migration on; set it to 0",
+                    message=f"{var.name}={var.value!r} is not an explicit off and may turn a "
+                            "start-up migration on; set it to 0 or remove it",
                     path=f"{var.path}.value",
                 ))
     return findings

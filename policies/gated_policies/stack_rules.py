@@ -77,6 +77,19 @@ def one_migration_path(resources: Sequence[StackResource], config: Config) -> li
             message=f"{path.message}: a second migration path besides the migration job",
             path=path.path, urn=path.urn,
         ))
+    # A Job whose command is unknown during preview may be a second migration path; it must
+    # not pass silently (DESIGN.md: unknowns never make a mandatory policy pass).
+    known = {j.urn for j in jobs}
+    for r in resources:
+        if r.type != JOB or r.urn in known:
+            continue
+        for item in containers(r.props, include_init=False):
+            if isinstance(item, Container):
+                finding = migration_command_finding(item, config)
+                if finding is not None and finding.unknown:
+                    findings.append(Finding(
+                        message=f"job {r.name!r}: {finding.message}", path=finding.path,
+                        urn=r.urn, unknown=True))
     return findings
 
 

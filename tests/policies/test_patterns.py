@@ -9,6 +9,8 @@ DEFAULTS = patterns.DEFAULT_MIGRATION_COMMAND_PATTERNS
 
 MIGRATIONS = [
     "python -m migration up --check-order --lock",
+    "python -Im migration up",
+    "/usr/bin/python3.11 -u -B -m migration up --lock",
     "sh -c python -m migration up && exec gunicorn app:app",
     "/bin/sh -c 'cd /app && python3 -m migration up; exec uvicorn main:app'",
     "/usr/local/bin/python3.11 -u -m migration --json up",

@@ -81,3 +81,27 @@ def test_gate_reached_transitively() -> None:
     assert apps_gated([job_r, gate, middle, app], cfg) == []
     lonely = StackResource("azure-native:app:ContainerApp", "web", "urn:web", {})
     assert [f.urn for f in apps_gated([job_r, gate, middle, app, lonely], cfg)] == ["urn:web"]
+
+
+def test_enable_flag_must_be_an_explicit_off() -> None:
+    cfg = config("no-startup-migrations")
+    for value, violates in [("0", False), ("false", False), ("2", True), ("maybe", True),
+                            ("1", True)]:
+        props = {"template": {"containers": [{"name": "a", "image": IMAGE, "env": [
+            {"name": "WEB_DB_MIGRATE_ENABLED", "value": value}]}]}}
+        findings = no_startup_migrations("azure-native:app:ContainerApp", "a", props, cfg)
+        assert bool(findings) is violates, value
+
+
+def test_second_job_with_unknown_command_is_reported() -> None:
+    from gated_policies.stack_rules import one_migration_path
+
+    cfg = config("one-migration-path-per-stack")
+    real = StackResource("azure-native:app:Job", "migration-job", "urn:job", job())
+    other_props = job()
+    other_props["template"]["containers"][0]["command"] = Unknown(  # type: ignore[index]
+        "template.containers[0].command")
+    other = StackResource("azure-native:app:Job", "nightly", "urn:nightly", other_props)
+    assert one_migration_path([real], cfg) == []
+    findings = one_migration_path([real, other], cfg)
+    assert [(f.urn, f.unknown) for f in findings] == [("urn:nightly", True)]
