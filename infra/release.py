@@ -145,6 +145,8 @@ def authorize(
             "pick a SHA from `pulumi stack output acceptedReleases`, or deploy it normally",
             sha=release.sha,
         )
+    _refuse_silent_rollback(release, stack=stack, own=own, upstream=upstream,
+                            promotes_from=promotes_from)
     if promotes_from:
         entry = find(upstream, release.sha)
         if entry is None:
@@ -156,6 +158,45 @@ def authorize(
             )
         return _check_image(entry, release, f"stack '{promotes_from}'")
     return None
+
+
+def _position(ledger: Sequence[AcceptedRelease], sha: str) -> int | None:
+    last = None
+    for i, entry in enumerate(ledger):
+        if entry.sha == sha:
+            last = i
+    return last
+
+
+def _refuse_silent_rollback(
+    release: Release,
+    *,
+    stack: str,
+    own: Sequence[AcceptedRelease],
+    upstream: Sequence[AcceptedRelease],
+    promotes_from: str | None,
+) -> None:
+    """A release older than what this stack last accepted is a rollback: only a replay may.
+
+    Without this, a stale ``releaseSha`` in a stack file would silently roll the apps (and the
+    job's image) back to an old accepted release.
+    """
+    if not own or own[-1].sha == release.sha:
+        return
+    current = own[-1].sha
+    mine = _position(own, release.sha)
+    older = mine is not None
+    if promotes_from:
+        at, latest_at = _position(upstream, release.sha), _position(upstream, current)
+        older = at is not None and latest_at is not None and at < latest_at
+    if older:
+        raise ReleaseError(
+            "release-rollback",
+            f"release {release.sha} is older than {current}, the release '{stack}' last "
+            "accepted; rolling back needs an explicit replay (set replay: true, or run the "
+            "replay workflow)",
+            sha=release.sha,
+        )
 
 
 def next_ledger(

@@ -87,3 +87,19 @@ def test_ledger_round_trips_and_refuses_malformed_entries() -> None:
         with pytest.raises(ReleaseError) as info:
             rel.parse_ledger(bad)
         assert info.value.code == "release-ledger-invalid"
+
+
+def test_an_older_release_is_a_rollback_that_needs_replay() -> None:
+    upstream = (entry(A), entry(B))
+    # prod runs B; a stale stack file naming A must not roll it back silently
+    with pytest.raises(ReleaseError) as e:
+        authorize(A, own=(entry(B),), upstream=upstream, promotes_from="staging")
+    assert e.value.code == "release-rollback"
+    assert authorize(A, own=(entry(B),), upstream=upstream, promotes_from="staging",
+                     replay=True) == entry(A)
+    # re-deploying what runs, or promoting forward, is fine
+    assert authorize(B, own=(entry(B),), upstream=upstream, promotes_from="staging") == entry(B)
+    assert authorize(B, own=(entry(A),), upstream=upstream, promotes_from="staging") == entry(B)
+    # a stack without upstream: an older SHA of its own ledger is a rollback too
+    with pytest.raises(ReleaseError):
+        authorize(A, own=(entry(A), entry(B)))
