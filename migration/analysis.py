@@ -65,6 +65,8 @@ class Statement:
     """(type name, label) for ``ALTER TYPE ... ADD VALUE``."""
     index_name: str | None = None
     """Qualified name of the index a ``CREATE INDEX`` builds, when the file names it."""
+    client_copy: bool = False
+    """``COPY ... FROM STDIN`` / ``TO STDOUT``: needs a client feeding or reading data."""
 
 
 @dataclass
@@ -134,6 +136,8 @@ def _classify(kind: str, node: dict[str, Any]) -> tuple[str | None, str, str | N
     if kind == "ReindexStmt":
         if "concurrently" in _defnames(node.get("params")):
             return "REINDEX CONCURRENTLY", "SHARE UPDATE EXCLUSIVE", None
+        if node.get("kind") in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM"):
+            return str(node["kind"]).replace("REINDEX_OBJECT_", "REINDEX "), "SHARE", None
         return None, "SHARE", None
     if kind == "VacuumStmt":
         if node.get("is_vacuumcmd"):
@@ -153,6 +157,9 @@ def _classify(kind: str, node: dict[str, Any]) -> tuple[str | None, str, str | N
             mode = _ALTER_TABLE_LOCKS.get(sub, "ACCESS EXCLUSIVE")
             if sub == "AT_AddConstraint" and _is_fk(cmd.get("def") or {}):
                 mode = "SHARE ROW EXCLUSIVE"
+            if sub == "AT_DetachPartition" and (cmd.get("def") or {}).get(
+                    "PartitionCmd", {}).get("concurrent"):
+                return "DETACH PARTITION CONCURRENTLY", "SHARE UPDATE EXCLUSIVE", None
             if LOCK_MODES.index(mode) > LOCK_MODES.index(strongest):
                 strongest = mode
         return None, strongest, None
@@ -247,6 +254,8 @@ def analyze(mf: MigrationFile) -> Analysis:
                 index=i, start=start, end=end, line=line, column=col, kind=kind, sql=snippet,
                 non_transactional=reason, lock=lock, target=_name(node), tx_control=tx,
                 enum_added=enum_added, index_name=index_name,
+                client_copy=kind == "CopyStmt" and not node.get("filename")
+                and not node.get("is_program"),
             )
         )
     return _shape(mf, stmts)
@@ -272,6 +281,14 @@ def _shape(mf: MigrationFile, stmts: list[Statement]) -> Analysis:
                 location=Location(mf.name, bad.line, bad.column),
                 hint="a file may wrap itself in one leading BEGIN and one trailing COMMIT; "
                      "otherwise split it into separate migrations",
+            ))
+    for s in body:
+        if s.client_copy:
+            problems.append(MigrationError(
+                "COPY FROM STDIN / TO STDOUT needs a client streaming data and cannot run in a "
+                "migration",
+                location=Location(mf.name, s.line, s.column),
+                hint="use INSERT ... SELECT or VALUES, or COPY from a server-side file",
             ))
     non_tx = [s for s in body if s.non_transactional]
     declared = mf.declared_no_transaction

@@ -11,6 +11,7 @@ keeps the runner interruptible.
 from __future__ import annotations
 
 import select
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ import psycopg
 from psycopg import pq
 
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
+_COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)
+CANCEL_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,15 @@ def _field(res: pq.abc.PGresult, f: pq.DiagnosticField) -> str | None:
     return v.decode("utf-8", "replace") if v is not None else None
 
 
-def run(conn: psycopg.Connection[Any], pieces: list[Piece]) -> list[list[tuple[Any, ...]]]:
+def run(conn: psycopg.Connection[Any], pieces: list[Piece], *,
+        deadline: float | None = None) -> list[list[tuple[Any, ...]]]:
     """Execute ``pieces`` as one message; return the rows of each piece's result.
 
     The connection must be in autocommit mode: the pieces carry their own BEGIN/COMMIT.
-    Raises BatchFailure naming the piece that failed.
+    Raises BatchFailure naming the piece that failed. At ``deadline`` (a ``time.monotonic``
+    value) the query is cancelled on the server, and the connection closed if the server
+    does not answer within ``CANCEL_GRACE_S``: a half-open connection must not outlive the
+    run's one deadline.
     """
     # A newline before each ";" so a trailing line comment cannot swallow it.
     text = "\n;\n".join(p.sql for p in pieces)
@@ -63,13 +70,35 @@ def run(conn: psycopg.Connection[Any], pieces: list[Piece]) -> list[list[tuple[A
         while pg.flush():
             select.select([], [pg.socket], [])
         results: list[pq.abc.PGresult] = []
+        cancelled_at: float | None = None
         while True:
             while pg.is_busy():
-                select.select([pg.socket], [], [], 1.0)
+                wait = 1.0
+                if deadline is not None:
+                    now = time.monotonic()
+                    if cancelled_at is None and now >= deadline:
+                        conn.cancel_safe(timeout=CANCEL_GRACE_S)
+                        cancelled_at = now
+                    elif cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
+                        conn.close()
+                        raise BatchFailure(pieces[0], None, "57014",
+                                           "the server did not answer the cancel at the "
+                                           "deadline; the connection was closed",
+                                           lost_connection=True)
+                    wait = max(0.01, min(wait, deadline - now if cancelled_at is None else 0.2))
+                select.select([pg.socket], [], [], wait)
                 pg.consume_input()
             res = pg.get_result()
             if res is None:
                 break
+            if res.status in _COPY:
+                # COPY FROM STDIN / TO STDOUT would wait for data that never comes (or
+                # stream a table into memory); `check` refuses these, this is the backstop.
+                conn.close()
+                raise BatchFailure(pieces[min(len(results), len(pieces) - 1)], None, None,
+                                   "COPY FROM STDIN / TO STDOUT cannot run in a migration; "
+                                   "the connection was closed and nothing committed",
+                                   lost_connection=False)
             results.append(res)
     except psycopg.OperationalError as e:
         raise BatchFailure(pieces[0], None, None, str(e).splitlines()[0] if str(e) else

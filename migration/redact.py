@@ -7,6 +7,9 @@ from urllib.parse import unquote, urlsplit
 
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)")
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+# SQL that carries a password literal: ALTER ROLE/CREATE USER ... PASSWORD '...', as seen in
+# a blocking session's query text.
+_SQL_PASSWORD = re.compile(r"(?P<head>\bPASSWORD\s+)(?P<pw>E?'(?:[^']|'')*'?)", re.I)
 MASK = "***"
 _SHORT = 6
 
@@ -38,6 +41,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         text = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        text = _SQL_PASSWORD.sub(lambda m: m.group("head") + "'" + MASK + "'", text)
         for s in self._secrets:
             if len(s) >= _SHORT:
                 text = text.replace(s, MASK)

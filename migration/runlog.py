@@ -8,19 +8,44 @@ from typing import Any
 
 import psycopg
 
+from .errors import ConfigError
 from .redact import Redactor
-from .tables import Tables
+from .tables import HISTORY_COLUMNS, RUN_LOG_COLUMNS, Tables, exists
 
 _SETUP_LOCK = 0x6772_7365_7475_70  # serializes CREATE TABLE IF NOT EXISTS between runners
 
 
 def ensure_tables(conn: psycopg.Connection[Any], tables: Tables, *, run_log: bool) -> None:
-    """Create the runner's tables once; concurrent runners would race on pg_type otherwise."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-        conn.execute(tables.create_history())
-        if run_log:
-            conn.execute(tables.create_run_log())
+    """Create the runner's tables when missing, and refuse a same-named foreign table.
+
+    Nothing is created when the tables exist, so a role without CREATE on the database (the
+    usual least-privilege migration role) runs once an owner created them. Creation takes a
+    transaction-level advisory lock: concurrent runners would race on pg_type otherwise.
+    """
+    wanted = [(tables.history, HISTORY_COLUMNS)] + ([(tables.run_log, RUN_LOG_COLUMNS)]
+                                                     if run_log else [])
+    if not all(exists(conn, tables.schema, name) for name, _ in wanted):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+            row = conn.execute("SELECT to_regnamespace(%s) IS NULL", (tables.schema,)).fetchone()
+            if row and row[0]:
+                conn.execute(tables.create_schema())
+            conn.execute(tables.create_history())
+            if run_log:
+                conn.execute(tables.create_run_log())
+    for name, columns in wanted:
+        have = {r[0] for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(format('%%I.%%I',"
+            " %s::text, %s::text)) AND attnum > 0 AND NOT attisdropped",
+            (tables.schema, name)).fetchall()}
+        missing = sorted(columns - have)
+        if missing:
+            raise ConfigError(
+                f"table {tables.schema}.{name} exists but is not gated-release's (missing "
+                f"columns: {', '.join(missing)})",
+                hint="another tool owns it: set --history-table / MIGRATION_HISTORY_TABLE "
+                     "(or --run-log-table) to a name of our own",
+            )
 
 
 class RunLog:

@@ -44,6 +44,7 @@ from .checker import Applied, check
 from .connection import connect, embedded_url, host_name, verify_session_pinned
 from .errors import (
     CheckError,
+    ConfigError,
     ConnectError,
     DeadlineError,
     ExecutionError,
@@ -119,6 +120,7 @@ class Run:
         self.watch: BlockerWatch | None = None
         self.pid: int | None = None
         self.last_error: MigrationError | None = None
+        self._sent_clamped = False
 
     # -- output -----------------------------------------------------------------------
     def echo(self, line: str) -> None:
@@ -146,6 +148,12 @@ class Run:
         except MigrationError as e:
             self.last_error = e
             self._fail(e)
+        except psycopg.Error as e:
+            # The runner's own SQL (tables, lock, history, run log) failed: still one clear
+            # error with its SQLSTATE, a finished run-log row and a complete artifact.
+            wrapped = self._own_sql_error(e)
+            self.last_error = wrapped
+            self._fail(wrapped)
         finally:
             r.finished_at = artifact.now()
             self._close()
@@ -156,7 +164,6 @@ class Run:
 
     def _run(self) -> None:
         s, r = self.s, self.report
-        files = discover(s.dir)
         if not s.enabled:
             r.status, r.reason_code = "Skipped", "migration-disabled"
             r.reason = "MIGRATE_DB_MIGRATE_ENABLED=0: the runner applies nothing"
@@ -170,18 +177,22 @@ class Run:
                 except MigrationError as e:
                     self.echo(f"warning: SKIPPED not recorded in the run log: {e}")
             return
+        files = discover(s.dir)
         # Pending files are parsed after the history is read (below), still before anything
         # is applied; a no-op run then never loads the SQL parser.
         self._open()
         assert self.conn is not None and self.runlog is not None
         lock_wait = 0
         if s.lock:
+            waited_from = time.monotonic()
             try:
                 lock_wait = lock.acquire(self.conn, lock.lock_key(s.schema, s.history_table),
                                          self.deadline)
             except MigrationError as e:
+                waited = int((time.monotonic() - waited_from) * 1000)
+                r.lock_wait_ms = waited
                 self.runlog.record("LOCK_TIMEOUT", message=str(e), backend_pid=self.pid,
-                                   lock_wait_ms=s.timeout_s * 1000)
+                                   lock_wait_ms=waited)
                 raise
             verify_session_pinned(self.conn, lock.lock_key(s.schema, s.history_table))
             self.echo(f"runner lock acquired after {lock_wait} ms")
@@ -311,7 +322,10 @@ class Run:
             return
 
     def _timeout_pieces(self, local: bool) -> list[Piece]:
-        lk, st, _ = self._timeouts()
+        lk, st, clamped = self._timeouts()
+        # What the server enforces from now on: a 57014 is classified against these values,
+        # not against the time left when the error arrives.
+        self._sent_clamped = clamped
         scope = "true" if local else "false"
         # Integers we computed ourselves: no quoting question arises.
         return [Piece(f"SELECT set_config('lock_timeout', '{lk}ms', {scope}),"
@@ -424,7 +438,7 @@ class Run:
     def _batch(self, a: Analysis, pieces: list[Piece]) -> None:
         assert self.conn is not None
         try:
-            batch.run(self.conn, pieces)
+            batch.run(self.conn, pieces, deadline=self.deadline)
         except batch.BatchFailure as f:
             raise self._sql_error(a, f) from None
 
@@ -438,6 +452,12 @@ class Run:
         msg = self.redact(f.message)
         if f.lost_connection:
             return ConnectError("lost the database connection: " + msg, location=loc)
+        if stmt is None and state == "42501":
+            # The runner's own statement (its history row): a grant is missing, not a bug in
+            # the migration.
+            return ConfigError(f"permission denied: {msg}", location=loc, sqlstate=state,
+                               hint="grant the migration role the privilege named above (see "
+                                    "docs/runner.md, Tables)")
         if state in RETRYABLE:
             blockers = self.watch.last if self.watch else []
             if not blockers and self.monitor is not None and self.pid is not None:
@@ -457,8 +477,7 @@ class Run:
                                           "a job that locks the same tables in another order")
             return _Retryable(err)
         if state == "57014":
-            _, _, clamped = self._timeouts()
-            if clamped or self.remaining_ms() <= 50:
+            if self._sent_clamped or self.remaining_ms() <= 50:
                 return DeadlineError(
                     f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded during a statement",
                     location=loc, sqlstate=state,
@@ -471,6 +490,21 @@ class Run:
         return ExecutionError(msg, location=loc, sqlstate=state,
                               hint="the migration's transaction rolled back; fix forward with "
                                    "a corrected file or a new migration")
+
+    def _own_sql_error(self, e: psycopg.Error) -> MigrationError:
+        primary = e.diag.message_primary if e.diag else None
+        msg = self.redact(primary or (str(e).splitlines()[0] if str(e) else type(e).__name__))
+        if isinstance(e, psycopg.OperationalError) and e.sqlstate is None:
+            return ConnectError("lost the database connection: " + msg,
+                                hint="check the database and rerun; committed migrations stay "
+                                     "applied")
+        if e.sqlstate == "42501":
+            return ConfigError(f"permission denied: {msg}", sqlstate=e.sqlstate,
+                               hint="grant the migration role the privilege named above (see "
+                                    "docs/runner.md, Tables)")
+        return ExecutionError(f"the runner's own SQL failed: {msg}", sqlstate=e.sqlstate,
+                              hint="nothing of the pending migration was committed; fix the "
+                                   "cause and rerun")
 
     def _fail(self, e: MigrationError) -> None:
         r = self.report

@@ -229,8 +229,10 @@ def evaluate(facts: Facts, *, lookback_minutes: int, stale_after_s: int) -> Aler
     # database is where the release expects it, so it no longer pages (it stays a warning
     # for the rest of the lookback). Without this a fix-forward deploy could not pass the
     # strict alert step until the failure aged out of the window.
-    last_ok = max((r.started_at for r in finals.values() if r.status in ("SUCCESS", "SKIPPED")),
-                  default=None)
+    # By when the success ended: a runner that gave up waiting for the runner lock records
+    # its row after the holder started, and the holder's success still fixes it.
+    last_ok = max(((r.finished_at or r.started_at) for r in finals.values()
+                   if r.status in ("SUCCESS", "SKIPPED")), default=None)
     for run_id, last in sorted(finals.items(), key=lambda kv: kv[1].started_at):
         if last.status in FAILED_STATUSES:
             code = "run-lock-timeout" if last.status == "LOCK_TIMEOUT" else "run-failed"

@@ -13,6 +13,11 @@ from typing import Any
 from psycopg import sql
 
 RUN_STATUSES = ("RUNNING", "SUCCESS", "LOCK_TIMEOUT", "FAILED", "SKIPPED")
+HISTORY_COLUMNS = frozenset({"name", "version", "checksum", "applied_at", "duration_ms",
+                             "release_sha", "transactional", "run_id"})
+RUN_LOG_COLUMNS = frozenset({"id", "run_id", "attempt", "status", "started_at", "finished_at",
+                             "lock_wait_ms", "sqlstate", "message", "migration", "release_sha",
+                             "host", "runner", "backend_pid", "blockers"})
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,12 @@ class Tables:
     def run_log_id(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.run_log)
 
+    def create_schema(self) -> sql.Composed:
+        return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+
     def create_history(self) -> sql.Composed:
         return sql.SQL(
-            """CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {t} (
+            """CREATE TABLE IF NOT EXISTS {t} (
     name text PRIMARY KEY,
     version text NOT NULL,
     checksum text NOT NULL,
@@ -42,13 +49,12 @@ CREATE TABLE IF NOT EXISTS {t} (
     transactional boolean NOT NULL DEFAULT true,
     run_id uuid
 )"""
-        ).format(schema=sql.Identifier(self.schema), t=self.history_id)
+        ).format(t=self.history_id)
 
     def create_run_log(self) -> sql.Composed:
         statuses = sql.SQL(", ").join(sql.Literal(s) for s in RUN_STATUSES)
         return sql.SQL(
-            """CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {t} (
+            """CREATE TABLE IF NOT EXISTS {t} (
     id bigserial PRIMARY KEY,
     run_id uuid NOT NULL,
     attempt integer NOT NULL,
@@ -67,7 +73,6 @@ CREATE TABLE IF NOT EXISTS {t} (
 );
 CREATE INDEX IF NOT EXISTS {idx} ON {t} (started_at DESC)"""
         ).format(
-            schema=sql.Identifier(self.schema),
             t=self.run_log_id,
             statuses=statuses,
             idx=sql.Identifier(f"{self.run_log}_started_at_idx"),

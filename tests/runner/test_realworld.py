@@ -171,9 +171,9 @@ def test_only_the_last_commit_waits_for_the_wal_flush(database_url: str, tmp_pat
     sent: list[list[str]] = []
     real = batch.run
 
-    def spy(conn: object, pieces: list[batch.Piece]) -> object:
+    def spy(conn: object, pieces: list[batch.Piece], **kw: object) -> object:
         sent.append([p.sql for p in pieces])
-        return real(conn, pieces)  # type: ignore[arg-type]
+        return real(conn, pieces, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(batch, "run", spy)
     s = resolve({"dir": str(tmp_path), "database_url": database_url, "artifact_dir": ""}, {})

@@ -1,0 +1,163 @@
+"""Hardening found in review: foreign tables, least privilege, timeouts, COPY, groups."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import PgServer
+from tests.schema_check import validate_file
+
+
+def up(url: str, mig: Path, art: Path, *extra: str, env: dict[str, str] | None = None
+       ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migration", "up", "--dir", str(mig), "--database-url", url,
+         "--artifact-dir", str(art), "--release-sha", "hard1", *extra],
+        capture_output=True, text=True, timeout=120, env=env)
+
+
+def write(mig: Path, files: dict[str, str]) -> Path:
+    mig.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (mig / name).write_text(text, encoding="utf-8")
+    return mig
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_a_foreign_schema_migrations_table_is_refused(database_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # golang-migrate's shape, under our default name
+        conn.execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty bool)")
+    mig = write(tmp_path / "m", {"0001_t.sql": "CREATE TABLE t (x int);\n"})
+    res = up(database_url, mig, tmp_path / "a")
+    assert res.returncode == 2
+    line = one_error_line(res.stderr)
+    assert "public.schema_migrations exists but is not gated-release's" in line
+    doc = validate_file(tmp_path / "a" / "hard1" / "migration.json")
+    assert (doc["executionStatus"], doc["reasonCode"]) == ("Failed", "config-error")
+
+
+def test_least_privilege_role_runs_once_tables_exist(pg: PgServer, dbname: str,
+                                                     tmp_path: Path) -> None:
+    owner_url = pg.url(dbname)
+    mig = write(tmp_path / "m", {"0001_t.sql": "CREATE TABLE t (x int);\n"})
+    assert up(owner_url, mig, tmp_path / "a").returncode == 0
+    role = f"mig_{dbname}"
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(dbname)))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(
+            sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {}")
+                     .format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
+            sql.Identifier(role)))
+    role_url = f"postgresql://{role}@/{dbname}?host={pg.socket_dir}"
+    write(mig, {"0002_u.sql": "CREATE TABLE u (x int);\n"})
+    res = up(role_url, mig, tmp_path / "b")
+    assert res.returncode == 0, res.stderr
+    # ... and a privilege it lacks is one clear configuration error, not a traceback
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("REVOKE INSERT ON schema_migrations FROM {}").format(
+            sql.Identifier(role)))
+    write(mig, {"0003_v.sql": "CREATE TABLE v (x int);\n"})
+    res = up(role_url, mig, tmp_path / "c")
+    assert res.returncode == 2
+    assert "permission denied" in one_error_line(res.stderr)
+    with psycopg.connect(owner_url) as conn:
+        statuses = [r[0] for r in conn.execute(
+            "SELECT status FROM migration_run_log ORDER BY id").fetchall()]
+        assert conn.execute("SELECT to_regclass('public.v')").fetchone() == (None,)
+    assert "RUNNING" not in statuses and statuses[-1] == "FAILED"
+
+
+def test_statement_timeout_is_not_mistaken_for_the_deadline(database_url: str,
+                                                             tmp_path: Path) -> None:
+    # The deadline (10 s) is under twice the statement timeout (2 s + what is left): a 57014
+    # from statement_timeout must still be reported as such, exit 1.
+    mig = write(tmp_path / "m", {"0001_slow.sql": "SELECT pg_sleep(4);\n"})
+    res = up(database_url, mig, tmp_path / "a", "--timeout", "3", "--statement-timeout", "2s")
+    assert res.returncode == 1, res.stderr
+    doc = validate_file(tmp_path / "a" / "hard1" / "migration.json")
+    assert doc["reasonCode"] == "statement-timeout"
+    assert doc["executionSummary"]["failing"]["sqlstate"] == "57014"
+
+
+def test_client_copy_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    mig = write(tmp_path / "m", {"0001_t.sql": "CREATE TABLE t (x int);\n",
+                                 "0002_copy.sql": "INSERT INTO t VALUES (1);\n"
+                                                  "  COPY t FROM STDIN;\n"})
+    res = subprocess.run([sys.executable, "-m", "migration", "check", "--dir", str(mig)],
+                         capture_output=True, text=True)
+    assert res.returncode == 3
+    assert "0002_copy.sql:2:3: COPY FROM STDIN / TO STDOUT" in res.stderr
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY;\n", True),
+    ("SELECT 1;\nALTER TABLE p DETACH PARTITION c CONCURRENTLY;\n", False),
+    ("REINDEX DATABASE app;\n", True),
+])
+def test_more_non_transactional_statements(tmp_path: Path, text: str, ok: bool) -> None:
+    mig = write(tmp_path / "m", {"0001_x.sql": text})
+    res = subprocess.run([sys.executable, "-m", "migration", "check", "--dir", str(mig),
+                          "--json"], capture_output=True, text=True)
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is ok
+    if ok:
+        assert doc["nonTransactional"] == ["0001_x.sql"]
+    else:
+        assert "cannot run inside a transaction block" in doc["problems"][0]["message"]
+
+
+def test_a_failure_late_in_a_group_rolls_back_the_whole_group(database_url: str,
+                                                                tmp_path: Path) -> None:
+    mig = write(tmp_path / "m", {
+        "0001_a.sql": "CREATE TABLE a (x int);\n",
+        "0002_b.sql": "CREATE TABLE b (x int);\n",
+        "0003_bad.sql": "INSERT INTO a VALUES (1);\nINSERT INTO nope VALUES (1);\n",
+    })
+    res = up(database_url, mig, tmp_path / "art", "--single-transaction")
+    assert res.returncode == 1
+    assert "0003_bad.sql:2:13" in res.stderr and "42P01" in res.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('public.a'), to_regclass('public.b')"
+                            ).fetchone() == (None, None)
+    doc = validate_file(tmp_path / "art" / "hard1" / "migration.json")
+    assert doc["executionSummary"]["applied"] == []
+    assert doc["executionSummary"]["pending"] == ["0001_a.sql", "0002_b.sql", "0003_bad.sql"]
+
+
+def test_disabled_runner_skips_even_without_a_migrations_directory(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "migration", "up", "--dir", str(tmp_path / "missing"),
+         "--artifact-dir", str(tmp_path / "a"), "--database-url",
+         "postgresql://u@127.0.0.1:1/db"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "MIGRATE_DB_MIGRATE_ENABLED": "0",
+             "DB_MIGRATE_TELEMETRY_ENABLED": "0"})
+    assert res.returncode == 0, res.stderr
+    doc = validate_file(tmp_path / "a" / "local" / "migration.json")
+    assert (doc["executionStatus"], doc["reasonCode"]) == ("Skipped", "migration-disabled")
+
+
+def test_password_literals_in_sql_are_redacted() -> None:
+    from migration.redact import Redactor
+
+    text = "ALTER ROLE app PASSWORD 'hunter2-long' VALID UNTIL 'infinity'"
+    assert Redactor()(text) == "ALTER ROLE app PASSWORD '***' VALID UNTIL 'infinity'"
