@@ -234,9 +234,16 @@ class RemoteUnreachable(errors.ConnectError):
 
 def endpoint_url(url: str, lookback: int) -> str:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--url {url!r} is not an http(s) URL",
                           hint="e.g. https://api.example.com/api/ops/migrations")
+    if parts.username or parts.password:
+        raise ConfigError("--url must not carry credentials",
+                          hint=f"the token goes in {REMOTE_TOKEN_ENV}")
+    # The bearer token must not cross the network in clear text.
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"--url {urlunsplit(parts._replace(query=''))!r} is plain http",
+                          hint="use https (plain http is accepted only for loopback)")
     path = parts.path.rstrip("/")
     if not path.endswith("/api/ops/migrations"):
         path += "/api/ops/migrations"
@@ -255,10 +262,16 @@ def fetch_remote(url: str, lookback: int, timeout_s: float) -> dict[str, Any]:
     import urllib.error  # remote mode only: keeps every other command light
     import urllib.request
 
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        # urllib would resend the Authorization header to wherever a redirect points.
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(_NoRedirect)
     req = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}",
                                                   "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        with opener.open(req, timeout=timeout_s) as resp:
             status, body = resp.status, resp.read(2_000_000)
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read(2_000_000)
@@ -266,6 +279,9 @@ def fetch_remote(url: str, lookback: int, timeout_s: float) -> dict[str, Any]:
         reason = getattr(e, "reason", e)
         raise RemoteUnreachable(f"ops endpoint {shown} did not answer: {reason}",
                                 hint="check --url and that the service is up") from None
+    if 300 <= status < 400:
+        raise ConfigError(f"ops endpoint {shown} redirected ({status}); the token is not "
+                          "sent on", hint="pass the final URL with --url")
     if status == 401:
         raise ConfigError(f"ops endpoint {shown} refused the token (401)",
                           hint=f"check {REMOTE_TOKEN_ENV}")
