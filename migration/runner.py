@@ -487,6 +487,12 @@ class Run:
                 msg, location=loc, sqlstate=state,
                 hint="the statement exceeded MIGRATION_STATEMENT_TIMEOUT; its transaction "
                      "rolled back")
+        if not a.transactional and state == "42P07":
+            return ExecutionError(msg, location=loc, sqlstate=state,
+                                  hint="an earlier run may have built it and died before "
+                                       "recording it: if it is this migration's, drop it (DROP "
+                                       "INDEX CONCURRENTLY) and rerun; write IF NOT EXISTS to "
+                                       "make such a migration rerunnable")
         return ExecutionError(msg, location=loc, sqlstate=state,
                               hint="the migration's transaction rolled back; fix forward with "
                                    "a corrected file or a new migration")

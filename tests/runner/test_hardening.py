@@ -161,3 +161,39 @@ def test_password_literals_in_sql_are_redacted() -> None:
 
     text = "ALTER ROLE app PASSWORD 'hunter2-long' VALID UNTIL 'infinity'"
     assert Redactor()(text) == "ALTER ROLE app PASSWORD '***' VALID UNTIL 'infinity'"
+
+
+def test_a_lock_timeout_retries_the_whole_group_from_its_start(database_url: str,
+                                                                tmp_path: Path) -> None:
+    import threading
+    import time
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE busy (x int)")
+    mig = write(tmp_path / "m", {
+        "0001_a.sql": "CREATE TABLE a (x int);\nINSERT INTO a VALUES (1);\n",
+        "0002_busy.sql": "ALTER TABLE busy ADD COLUMN y int;\n",
+    })
+    holder = psycopg.connect(database_url)
+    holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(1.2, holder.rollback)
+    release.start()
+    try:
+        t0 = time.monotonic()
+        res = up(database_url, mig, tmp_path / "art", "--single-transaction",
+                 "--lock-timeout", "300ms", "--max-retries", "8")
+        took = time.monotonic() - t0
+    finally:
+        release.join()
+        holder.close()
+    assert res.returncode == 0, res.stderr
+    with psycopg.connect(database_url) as conn:
+        # the group restarted from BEGIN: 0001's row was inserted once, not once per attempt
+        assert conn.execute("SELECT count(*) FROM a").fetchone() == (1,)
+        assert conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall() == [
+            ("0001_a.sql",), ("0002_busy.sql",)]
+        attempts = conn.execute("SELECT attempt, status FROM migration_run_log ORDER BY id"
+                                ).fetchall()
+    assert attempts[-1][1] == "SUCCESS" and attempts[-1][0] > 1
+    assert all(s == "LOCK_TIMEOUT" for _, s in attempts[:-1])
+    assert took < 30
