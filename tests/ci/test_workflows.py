@@ -409,3 +409,12 @@ def test_python_runs_in_the_project_virtualenv_pulumi_uses() -> None:
             if not python_steps:
                 continue
             assert installs and installs[0] < python_steps[0], f"{name}/{job_name}"
+
+
+def test_pull_request_code_never_gets_the_deploy_identity() -> None:
+    doc = load("preview")
+    for name, job in doc["jobs"].items():
+        if "id-token" not in (job.get("permissions") or {}):
+            continue
+        env = str(job.get("environment", ""))
+        assert env.endswith("-readonly"), f"preview job {name} uses environment {env!r}"
