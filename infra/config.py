@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -42,6 +43,7 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 MIGRATION_TIMEOUT_BOUNDS = (60, 7200)
 MIGRATION_MARGIN_BOUNDS = (30, 900)
+GATE_START_ALLOWANCE_BOUNDS = (0, 900)
 RETENTION_BOUNDS = (30, 730)
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -57,6 +59,9 @@ _SECRET_URI = re.compile(
 _PG_DURATION = re.compile(r"^[0-9]+(us|ms|s|min|h|d)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
+_URL_ROOT = re.compile(r"^https?://[^\s/]+/?$")
+# plain http is for a local test server only; a bearer token never crosses the network in clear
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class StackConfig:
     max_replicas: int
     migration_timeout_seconds: int
     migration_timeout_margin_seconds: int
+    gate_start_allowance_seconds: int
     migration_lock_timeout: str
     migration_statement_timeout: str
     migration_single_transaction: bool
@@ -119,8 +125,17 @@ class StackConfig:
 
     @property
     def replica_timeout_seconds(self) -> int:
-        """The job's replicaTimeout and the gate's deadline: the run's deadline plus a margin."""
+        """The job's replicaTimeout: the run's deadline plus a margin."""
         return self.migration_timeout_seconds + self.migration_timeout_margin_seconds
+
+    @property
+    def gate_deadline_seconds(self) -> int:
+        """How long the gate waits: replicaTimeout plus the start allowance.
+
+        ACA's replica clock starts when the replica starts, the gate's before ``begin_start``;
+        the allowance makes ACA's own timeout fire first.
+        """
+        return self.replica_timeout_seconds + self.gate_start_allowance_seconds
 
     def resource_name(self, suffix: str) -> str:
         return f"{self.name_prefix}-{self.stack}-{suffix}"
@@ -255,6 +270,23 @@ def _apps(r: _Reader) -> tuple[AppSpec, ...]:
     return tuple(specs)
 
 
+def _arm_endpoint(r: _Reader) -> str:
+    expected = (
+        "an https URL with no path (e.g. https://management.azure.com); plain http only for a "
+        "loopback test server (127.0.0.1, localhost, ::1)"
+    )
+    value = r.string("armEndpoint", _URL_ROOT, expected)
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        r.fail("armEndpoint", expected, value)
+    if not host or (parts.scheme != "https" and host not in _LOOPBACK):
+        r.fail("armEndpoint", expected, value)
+    return value
+
+
 def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     """Validate ``raw`` (keys without the project namespace) for ``stack``; one error at a time."""
     if not _NAME.match(stack):
@@ -301,7 +333,7 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     promotes_from = r.optional("promotesFrom", _STACK, "a stack name of this project")
     if promotes_from == stack:
         r.fail("promotesFrom", "another stack (a stack cannot promote from itself)", promotes_from)
-    arm_endpoint = r.string("armEndpoint", re.compile(r"^https?://[^\s/]+/?$"), "an https URL")
+    arm_endpoint = _arm_endpoint(r)
     return StackConfig(
         stack=stack,
         release_sha=sha,
@@ -321,6 +353,9 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         migration_timeout_seconds=r.integer("migrationTimeoutSeconds", MIGRATION_TIMEOUT_BOUNDS),
         migration_timeout_margin_seconds=r.integer(
             "migrationTimeoutMarginSeconds", MIGRATION_MARGIN_BOUNDS
+        ),
+        gate_start_allowance_seconds=r.integer(
+            "gateStartAllowanceSeconds", GATE_START_ALLOWANCE_BOUNDS
         ),
         migration_lock_timeout=r.string(
             "migrationLockTimeout", _PG_DURATION, "a PostgreSQL duration (500ms, 5s, 1min)"

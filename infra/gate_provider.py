@@ -7,6 +7,8 @@ How it behaves in the engine's lifecycle:
 - ``diff`` reports a change only when a trigger field changes (:data:`TRIGGERS`: release SHA,
   image, job ID, migrations checksum), never for a timeout, the workspace or a new version of this
   code, so a migration runs once per release and an unrelated update does not re-run it.
+- The execution runs the Job resource's template as deployed (no override); the gate depends on
+  the Job, so it runs the release image and env the policy pack checked.
 - ``create``/``update`` run the gate (:func:`infra.gate.run_gate`) and raise
   :class:`~infra.errors.GateError` on failure: the engine then does not update the apps, which all
   ``depends_on`` this resource (fail closed). A failed update leaves the old state, so the next
@@ -120,16 +122,21 @@ def run_for_props(props: Mapping[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class MigrationRunArgs:
-    """Inputs of a migration run. ``container`` is the job's container (name, command, env,
-    cpu, memory) so the execution runs exactly the job's definition with this release."""
+    """Inputs of a migration run.
+
+    The execution runs the Job resource's own template (no override), so what the policies
+    checked is what runs; ``release_sha`` and ``image`` are trigger fields for ``diff``.
+    ``deadline_seconds`` is the job's replicaTimeout; the gate waits that plus
+    ``start_allowance_seconds``.
+    """
 
     job_id: pulumi.Input[str]
     release_sha: pulumi.Input[str]
     image: pulumi.Input[str]
-    container: pulumi.Input[Mapping[str, Any]]
     deadline_seconds: pulumi.Input[int]
     artifact_dir: pulumi.Input[str]
     stack: pulumi.Input[str]
+    start_allowance_seconds: pulumi.Input[int] = 120
     migrations_checksum: pulumi.Input[str] = ""
     workspace_id: pulumi.Input[str] | None = None
     arm_endpoint: pulumi.Input[str] = "https://management.azure.com"
@@ -149,8 +156,8 @@ class MigrationRun(DynamicResource, module="gate", name="MigrationRun"):
             "jobId": args.job_id,
             "releaseSha": args.release_sha,
             "image": args.image,
-            "container": args.container,
             "deadlineSeconds": args.deadline_seconds,
+            "startAllowanceSeconds": args.start_allowance_seconds,
             "artifactDir": args.artifact_dir,
             "stack": args.stack,
             "migrationsChecksum": args.migrations_checksum,

@@ -4,7 +4,8 @@ The job runs the release image with the migration command (the apps run the same
 runtime command): manual trigger, parallelism 1, one completion, no replica retries (the runner
 retries what is transient, since it knows which SQLSTATEs are), and a replica timeout equal to the
 migration deadline plus a margin. ``MigrationRun`` depends on the job and starts one execution per
-release; apps depend on ``MigrationRun``.
+release with the job's own template (no override: the job carries the release image and env,
+``MIGRATION_RELEASE_SHA`` included); apps depend on ``MigrationRun``.
 """
 
 from __future__ import annotations
@@ -119,23 +120,14 @@ class MigrationJob(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        container = pulumi.Output.all(env=env).apply(
-            lambda v: {
-                "name": CONTAINER_NAME,
-                "command": migration_command(cfg),
-                "env": v["env"],
-                "cpu": size.cpu,
-                "memory": size.memory,
-            }
-        )
         self.run = MigrationRun(
             f"{name}-gate",
             MigrationRunArgs(
                 job_id=self.job.id,
                 release_sha=args.release_sha,
                 image=args.image,
-                container=container,
                 deadline_seconds=cfg.replica_timeout_seconds,
+                start_allowance_seconds=cfg.gate_start_allowance_seconds,
                 artifact_dir=args.artifact_dir,
                 stack=cfg.stack,
                 migrations_checksum=args.migrations_checksum,

@@ -4,7 +4,11 @@ Threaded ``http.server`` on 127.0.0.1 speaking just enough of the real APIs for 
 ``azure-mgmt-appcontainers`` and ``azure-monitor-query`` clients:
 
 - ``POST .../providers/Microsoft.App/jobs/{job}/start`` -> 202, ``Location`` (an operation
-  result URL, polled by the SDK's LRO poller), body ``{id, name}`` of the new execution
+  result URL, polled by the SDK's LRO poller), body ``{id, name}`` of the new execution, whose
+  template is the job's (:attr:`Scenario.job_template`), or the request body when one was sent
+- ``POST .../jobs/{job}/executions/{name}/stop`` -> 202 and ``Location``; the execution reads
+  ``Stopped`` from then on (the path ``jobs.begin_stop_execution`` of azure-mgmt-appcontainers
+  5.x uses)
 - ``GET .../containerappOperationResults/{op}`` -> 202 once, then 200 with the execution
 - ``GET .../jobs/{job}/executions/{name}`` -> the execution, its status taken from the scenario
 - ``GET .../jobs/{job}/executions`` -> ``{value: [...]}``
@@ -31,6 +35,7 @@ _JOB = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Mi
 ROUTES = {
     "start": ("POST", re.compile(_JOB + r"/start$")),
     "execution": ("GET", re.compile(_JOB + r"/executions/(?P<name>[^/]+)$")),
+    "stop": ("POST", re.compile(_JOB + r"/executions/(?P<name>[^/]+)/stop$")),
     "executions": ("GET", re.compile(_JOB + r"/executions$")),
     "operation": (
         "GET",
@@ -61,6 +66,14 @@ class Scenario:
     message: str | None = None
     start_body_has_name: bool = True
     log_lines: list[str] = field(default_factory=list)
+    # the Job resource's template; an execution started without an override runs it
+    job_template: dict[str, Any] = field(default_factory=lambda: {"containers": []})
+    # executions that exist before the gate starts one (ARM execution objects)
+    existing: list[dict[str, Any]] = field(default_factory=list)
+    # a brand-new execution has no startTime until its replica is scheduled
+    new_start_time: str | None = "2030-01-01T00:00:00Z"
+    # the listing lags: a started execution shows up only after this many list calls
+    list_lag: int = 0
 
 
 class FakeArm:
@@ -72,7 +85,11 @@ class FakeArm:
         self._polls: dict[str, int] = defaultdict(int)
         self._ops: dict[str, int] = defaultdict(int)
         self.op_names: dict[str, str] = {}
+        self.stopped: set[str] = set()
+        self._listed_after: dict[str, int] = {}
         self._lock = threading.Lock()
+        for execution in self.scenario.existing:
+            self.executions[execution["name"]] = json.loads(json.dumps(execution))
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
@@ -96,6 +113,9 @@ class FakeArm:
         for _ in range(times):
             self.faults[route].append((status, headers or {}))
 
+    def _existing_names(self) -> set[str]:
+        return {e["name"] for e in self.scenario.existing}
+
     def count(self, route: str) -> int:
         return sum(1 for r in self.requests if r.route == route)
 
@@ -104,7 +124,9 @@ class FakeArm:
     def _execution(self, m: re.Match[str], name: str, advance: bool) -> dict[str, Any]:
         with self._lock:
             execution = self.executions[name]
-            if advance:
+            if name in self.stopped:
+                execution["properties"]["status"] = "Stopped"
+            elif advance:
                 i = min(self._polls[name], len(self.scenario.statuses) - 1)
                 self._polls[name] += 1
                 status = self.scenario.statuses[i]
@@ -120,19 +142,23 @@ class FakeArm:
     ) -> tuple[int, dict[str, str], Any]:
         if route == "start":
             with self._lock:
-                name = f"{m['job']}-{len(self.executions) + 1:07d}"
-                op = f"op-{len(self.executions) + 1}"
+                started = sum(1 for n in self.executions if n not in self._existing_names())
+                name = f"{m['job']}-{started + 1:07d}"
+                op = f"op-{len(self._ops) + 1}"
                 ex_id = f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.App/jobs/{m['job']}/executions/{name}"
+                props: dict[str, Any] = {
+                    "status": "Processing",
+                    "template": json.loads(json.dumps(body or self.scenario.job_template)),
+                }
+                if self.scenario.new_start_time:
+                    props["startTime"] = self.scenario.new_start_time
                 self.executions[name] = {
                     "id": ex_id,
                     "name": name,
                     "type": "Microsoft.App/jobs/executions",
-                    "properties": {
-                        "status": "Processing",
-                        "startTime": "2030-01-01T00:00:00Z",
-                        "template": body or {},
-                    },
+                    "properties": props,
                 }
+                self._listed_after[name] = 0
                 self._ops[op] = 0
                 self.op_names[op] = name
             location = (
@@ -141,6 +167,19 @@ class FakeArm:
             )
             start_body = {"id": ex_id, "name": name} if self.scenario.start_body_has_name else {}
             return 202, {"Location": location}, start_body
+        if route == "stop":
+            with self._lock:
+                if m["name"] not in self.executions:
+                    return 404, {}, {"error": {"code": "ResourceNotFound", "message": m["name"]}}
+                self.stopped.add(m["name"])
+                op = f"op-{len(self._ops) + 1}"
+                self._ops[op] = 0
+                self.op_names[op] = ""  # a stop operation has no result body
+            location = (
+                f"{base}/subscriptions/{m['sub']}/providers/Microsoft.App/locations/westeurope"
+                f"/containerappOperationResults/{op}?api-version={API_VERSION}"
+            )
+            return 202, {"Location": location}, None
         if route == "operation":
             with self._lock:
                 self._ops[m["op"]] += 1
@@ -148,6 +187,8 @@ class FakeArm:
                 name = self.op_names[m["op"]]
             if first:
                 return 202, {"Location": f"{base}{path}?api-version={API_VERSION}"}, None
+            if not name:
+                return 200, {}, None
             ex = self.executions[name]
             body = {"id": ex["id"], "name": name} if self.scenario.start_body_has_name else {}
             return 200, {}, body
@@ -160,10 +201,18 @@ class FakeArm:
                 )
             return 200, {}, self._execution(m, m["name"], advance=True)
         if route == "executions":
+            with self._lock:
+                visible = []
+                for n in list(self.executions):
+                    if n in self._listed_after:
+                        self._listed_after[n] += 1
+                        if self._listed_after[n] <= self.scenario.list_lag:
+                            continue
+                    visible.append(n)
             return (
                 200,
                 {},
-                {"value": [self._execution(m, n, advance=False) for n in self.executions]},
+                {"value": [self._execution(m, n, advance=False) for n in visible]},
             )
         if route == "query":
             rows = [

@@ -13,7 +13,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from infra.errors import GateError
-from infra.gate import ContainerSpec, EnvVar, GateRequest, run_gate
+from infra.gate import GateRequest, run_gate
 from tests.infra.fake_arm_server import API_VERSION, FakeArm, Scenario
 from tests.schema_check import validate_file
 
@@ -23,6 +23,21 @@ JOB_ID = (
 )
 SHA = "2f22765d04931a078909145ca628d2264c852d7d"
 IMAGE = "myregistry.azurecr.io/gated-release/app@sha256:" + "ab" * 32
+OLD_SHA = "0" * 40
+# the Job resource's template as deployed: the release image and env, MIGRATION_RELEASE_SHA included
+JOB_TEMPLATE = {
+    "containers": [
+        {
+            "name": "migrate",
+            "image": IMAGE,
+            "command": ["python", "-m", "migration", "up", "--check-order", "--lock"],
+            "env": [
+                {"name": "MIGRATION_RELEASE_SHA", "value": SHA},
+                {"name": "DATABASE_URL", "secretRef": "database-url"},
+            ],
+        }
+    ]
+}
 FAST = {"retry_backoff_factor": 0.01, "retry_backoff_max": 0.05, "retry_total": 3}
 
 
@@ -59,24 +74,17 @@ def request(fake: FakeArm, tmp_path: Path, **changes: Any) -> GateRequest:
         job_id=JOB_ID,
         release_sha=SHA,
         stack="dev",
-        container=ContainerSpec(
-            name="migrate",
-            image=IMAGE,
-            command=("python", "-m", "migration", "up", "--check-order", "--lock"),
-            env=(
-                EnvVar("MIGRATION_RELEASE_SHA", SHA),
-                EnvVar("DATABASE_URL", secret_ref="database-url"),
-            ),
-            cpu=0.25,
-            memory="0.5Gi",
-        ),
+        image=IMAGE,
         deadline_seconds=600,
+        start_allowance_seconds=0,
         artifact_dir=tmp_path / "deploy",
         arm_endpoint=fake.url,
         logs_endpoint=fake.url,
         poll_initial_seconds=0.01,
         poll_max_seconds=5.0,
         logs_wait_seconds=0,
+        appear_wait_seconds=30,
+        stop_wait_seconds=5,
     )
     return dataclasses.replace(base, **changes)
 
@@ -111,17 +119,23 @@ def artifact(tmp_path: Path) -> dict[str, Any]:
     return validate_file(tmp_path / "deploy" / SHA / "migration.json")
 
 
-def test_success_starts_one_execution_with_the_release_and_records_it(
+def test_success_starts_one_execution_of_the_job_as_deployed_and_records_it(
     tmp_path: Path, credential: FakeCredential, clock: FakeClock
 ) -> None:
-    with FakeArm(Scenario(statuses=["Processing", "Running", "Running", "Succeeded"])) as fake:
+    scenario = Scenario(
+        statuses=["Processing", "Running", "Running", "Succeeded"], job_template=JOB_TEMPLATE
+    )
+    with FakeArm(scenario) as fake:
         result = gate(request(fake, tmp_path), credential, clock)
+        ran = fake.executions[result.execution_name]["properties"]["template"]
     assert result.status == "Succeeded" and result.execution_name == "gr-dev-migrate-0000001"
+    # no template override: the execution runs the Job resource's template, which the policies
+    # checked (release image, MIGRATION_RELEASE_SHA), not one the gate assembled itself
     [start] = [r for r in fake.requests if r.route == "start"]
-    container = start.body["containers"][0]
-    assert container["image"] == IMAGE
-    assert {"name": "MIGRATION_RELEASE_SHA", "value": SHA} in container["env"]
-    assert {"name": "DATABASE_URL", "secretRef": "database-url"} in container["env"]
+    assert start.body is None and "content-type" not in start.headers
+    assert ran == JOB_TEMPLATE
+    assert fake.count("executions") == 1  # listed once before the start
+    assert fake.count("stop") == 0
     assert fake.count("operation") == 2  # the SDK's LRO poller followed Location to the end
     assert fake.count("execution") == 4
     # every ARM request authenticated with the credential's token and the pinned api-version
@@ -164,17 +178,27 @@ def test_terminal_failures_raise_with_their_reason_code(
     assert str(tmp_path / "deploy" / SHA / "migration.json") in str(info.value)
 
 
-def test_never_finishing_execution_hits_the_deadline(
+def test_never_finishing_execution_hits_the_deadline_and_is_stopped(
     tmp_path: Path, credential: FakeCredential, clock: FakeClock
 ) -> None:
     with FakeArm(Scenario(statuses=["Running"])) as fake, pytest.raises(GateError) as info:
-        gate(request(fake, tmp_path, deadline_seconds=120), credential, clock)
+        req = request(fake, tmp_path, deadline_seconds=120, start_allowance_seconds=30)
+        gate(req, credential, clock)
     assert info.value.code == "execution-timeout"
-    assert sum(clock.sleeps) == pytest.approx(120, abs=0.01)  # bounded by the deadline, not more
+    # replicaTimeout plus the start allowance, so ACA's own timeout fires first; not more
+    assert sum(clock.sleeps) == pytest.approx(150, abs=0.01)
     assert max(clock.sleeps) <= 5.0
+    # the gate gave up, so the execution must not keep running next to the next `pulumi up`
+    [stop] = [r for r in fake.requests if r.route == "stop"]
+    assert stop.path.endswith("/jobs/gr-dev-migrate/executions/gr-dev-migrate-0000001/stop")
+    assert stop.query["api-version"] == [API_VERSION]
+    assert "gr-dev-migrate-0000001" in fake.stopped
+    assert "stopped" in str(info.value)
     doc = artifact(tmp_path)
     assert doc["executionStatus"] == "TimedOut" and doc["reasonCode"] == "execution-timeout"
-    assert doc["elapsedMs"] >= 120_000
+    assert doc["elapsedMs"] >= 150_000
+    statuses = [e["status"] for e in doc["statusTimeline"]]
+    assert statuses[-3:] == ["StopRequested", "StopAccepted", "TimedOut"]
 
 
 def test_throttling_and_server_errors_are_retried(
@@ -193,15 +217,79 @@ def test_throttling_and_server_errors_are_retried(
     assert artifact(tmp_path)["reasonCode"] is None
 
 
-def test_persistent_server_errors_while_polling_are_an_azure_api_error(
+def test_read_errors_beyond_the_sdk_retries_are_retried_until_the_deadline(
     tmp_path: Path, credential: FakeCredential, clock: FakeClock
 ) -> None:
-    with FakeArm(Scenario(statuses=["Succeeded"])) as fake, pytest.raises(GateError) as info:
-        fake.fault("execution", 500, times=10)
+    calls_per_read = 1 + FAST["retry_total"]
+    with FakeArm(Scenario(statuses=["Running", "Succeeded"])) as fake:
+        fake.fault("execution", 503, times=2 * calls_per_read)  # two whole reads fail
+        fake.fault("execution", 429, {"Retry-After": "0"}, times=calls_per_read)
+        result = gate(request(fake, tmp_path), credential, clock)
+    assert result.status == "Succeeded"
+    assert fake.count("execution") == 3 * calls_per_read + 2
+    assert fake.count("stop") == 0
+    doc = artifact(tmp_path)
+    assert doc["reasonCode"] is None
+    assert [e["status"] for e in doc["statusTimeline"]][2:] == ["ReadRetry", "Running", "Succeeded"]
+
+
+def test_persistent_server_errors_while_polling_stop_the_execution_at_the_deadline(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    with FakeArm(Scenario(statuses=["Running"])) as fake, pytest.raises(GateError) as info:
+        fake.fault("execution", 500, times=10_000)
+        gate(request(fake, tmp_path, deadline_seconds=8), credential, clock)
+    assert info.value.code == "azure-api-error"
+    assert sum(clock.sleeps) == pytest.approx(8, abs=0.01)
+    assert fake.count("execution") > 2 * (1 + FAST["retry_total"])  # not the first failure
+    assert fake.count("stop") == 1
+    doc = artifact(tmp_path)
+    assert doc["reasonCode"] == "azure-api-error" and "HTTP 500" in doc["reason"]
+    assert "StopAccepted" in [e["status"] for e in doc["statusTimeline"]]
+
+
+def test_non_transient_read_error_fails_at_once_and_stops_the_execution(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    with FakeArm(Scenario(statuses=["Running"])) as fake, pytest.raises(GateError) as info:
+        fake.fault("execution", 403)
         gate(request(fake, tmp_path), credential, clock)
     assert info.value.code == "azure-api-error"
-    assert fake.count("execution") == 1 + FAST["retry_total"]
+    assert fake.count("execution") == 1 and fake.count("stop") == 1
+    assert clock.sleeps == []
     assert artifact(tmp_path)["reasonCode"] == "azure-api-error"
+
+
+def test_failed_stop_is_recorded_and_the_gate_still_fails_closed(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    with FakeArm(Scenario(statuses=["Running"])) as fake, pytest.raises(GateError) as info:
+        fake.fault("stop", 409, times=5)
+        gate(request(fake, tmp_path, deadline_seconds=10), credential, clock)
+    assert info.value.code == "execution-timeout"
+    assert "stop it by hand" in str(info.value)
+    doc = artifact(tmp_path)
+    assert "StopFailed" in [e["status"] for e in doc["statusTimeline"]]
+
+
+def test_aborted_gate_stops_the_execution_and_writes_the_artifact(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # Ctrl-C / cancel while waiting between polls
+
+    with FakeArm(Scenario(statuses=["Running"])) as fake, pytest.raises(KeyboardInterrupt):
+        run_gate(
+            request(fake, tmp_path),
+            credential=credential,
+            sleep=interrupted,
+            monotonic=clock.monotonic,
+            client_options=FAST,
+        )
+    assert fake.count("stop") == 1
+    doc = artifact(tmp_path)
+    assert doc["reasonCode"] == "execution-unknown" and "aborted" in doc["reason"]
+    assert doc["executionName"] == "gr-dev-migrate-0000001"
 
 
 def test_rejected_start_is_start_failed(
@@ -216,13 +304,79 @@ def test_rejected_start_is_start_failed(
     assert fake.count("execution") == 0
 
 
-def test_execution_found_by_listing_when_start_does_not_name_it(
+def old_execution(name: str, status: str, start: str) -> dict[str, Any]:
+    """An execution of an earlier run of the same release (a retried `pulumi up`)."""
+    return {
+        "id": f"{JOB_ID}/executions/{name}",
+        "name": name,
+        "type": "Microsoft.App/jobs/executions",
+        "properties": {
+            "status": status,
+            "startTime": start,
+            "endTime": start,
+            "template": JOB_TEMPLATE,
+        },
+    }
+
+
+def test_execution_found_by_listing_is_the_new_one_never_an_older_run(
     tmp_path: Path, credential: FakeCredential, clock: FakeClock
 ) -> None:
-    with FakeArm(Scenario(statuses=["Succeeded"], start_body_has_name=False)) as fake:
-        result = gate(request(fake, tmp_path), credential, clock)
-    assert result.execution_name == "gr-dev-migrate-0000001"
-    assert fake.count("executions") == 1
+    # an older execution of the same release succeeded; the new one has no startTime yet
+    scenario = Scenario(
+        statuses=["Running", "Failed"],
+        start_body_has_name=False,
+        job_template=JOB_TEMPLATE,
+        existing=[old_execution("gr-dev-migrate-old0001", "Succeeded", "2029-12-31T00:00:00Z")],
+        new_start_time=None,
+        list_lag=2,  # the new execution shows up on the third listing after the start
+    )
+    with FakeArm(scenario) as fake, pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path), credential, clock)
+    assert info.value.code == "execution-failed"  # the new run's verdict, not the old success
+    doc = artifact(tmp_path)
+    assert doc["executionName"] == "gr-dev-migrate-0000001"
+    assert fake.count("executions") == 1 + 3
+    assert not any("old0001" in r.path for r in fake.requests if r.route == "execution")
+
+
+def test_no_new_execution_within_the_bounded_wait_fails_closed(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    scenario = Scenario(
+        start_body_has_name=False,
+        existing=[old_execution("gr-dev-migrate-old0001", "Succeeded", "2029-12-31T00:00:00Z")],
+        list_lag=10**6,
+    )
+    with FakeArm(scenario) as fake, pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path, appear_wait_seconds=20), credential, clock)
+    assert info.value.code == "start-failed"
+    assert sum(clock.sleeps) <= 20
+    assert fake.count("execution") == 0 and fake.count("stop") == 0
+    doc = artifact(tmp_path)
+    assert doc["reasonCode"] == "start-failed" and doc["executionName"] is None
+    assert "never adopting an older run" in doc["reason"]
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "gr-dev-migrate",
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.App/containerApps/api",
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.App/jobs/a/b",
+        "",
+    ],
+)
+def test_malformed_job_id_fails_closed_with_an_artifact(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock, job_id: str
+) -> None:
+    with FakeArm() as fake, pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path, job_id=job_id), credential, clock)
+    assert info.value.code == "start-failed"
+    assert fake.requests == []
+    doc = artifact(tmp_path)  # schema-validated
+    assert doc["reasonCode"] == "start-failed" and doc["executionStatus"] == "Unknown"
+    assert "not an ACA job resource ID" in doc["reason"]
 
 
 def test_console_logs_from_log_analytics(

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dill
+import grpc
 import pytest
+from google.protobuf import struct_pb2
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import infra.gate
 from infra.errors import GateError
 from infra.gate_provider import TRIGGERS, MigrationRunProvider, changed_triggers
 from tests.infra.fake_arm_server import FakeArm, Scenario
-from tests.infra.program_harness import run_program, stack_config
 from tests.infra.test_gate_arm import FAST, IMAGE, JOB_ID, SHA, FakeClock, FakeCredential
 from tests.schema_check import validate_file
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GATE = "pulumi-python:dynamic/gate:MigrationRun"
 SECRET = {rpc._special_sig_key: rpc._special_secret_sig}
@@ -31,14 +38,8 @@ def props(**changes: Any) -> dict[str, Any]:
         "releaseSha": SHA,
         "image": IMAGE,
         "migrationsChecksum": "c" * 64,
-        "container": {
-            "name": "migrate",
-            "command": ["python", "-m", "migration", "up"],
-            "env": [{"name": "MIGRATION_RELEASE_SHA", "value": SHA}],
-            "cpu": 0.25,
-            "memory": "0.5Gi",
-        },
         "deadlineSeconds": 1020,
+        "startAllowanceSeconds": 120,
         "artifactDir": "/tmp/none",
         "stack": "dev",
         "workspaceId": None,
@@ -61,19 +62,11 @@ def test_each_trigger_field_causes_an_update(field: str) -> None:
     "changes",
     [
         {"deadlineSeconds": 7320},
+        {"startAllowanceSeconds": 300},
         {"workspaceId": "6a1f0f8e-0000-4000-8000-000000000001"},
         {"armEndpoint": "https://management.usgovcloudapi.net"},
         {"artifactDir": "/elsewhere"},
         {"__provider": "serialized-v2"},  # a new version of this code does not re-run migrations
-        {
-            "container": {
-                "name": "migrate",
-                "command": ["python"],
-                "env": [],
-                "cpu": 1,
-                "memory": "2Gi",
-            }
-        },
     ],
 )
 def test_other_fields_do_not_rerun_the_migration(changes: dict[str, Any]) -> None:
@@ -119,14 +112,115 @@ def gate_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     yield calls
 
 
-@pytest.mark.parametrize("preview", [True, False])
-def test_running_the_program_never_starts_a_migration(preview: bool, gate_calls: list[Any]) -> None:
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+@pytest.fixture
+def provider_host() -> Iterator[Any]:
+    """The SDK's dynamic provider host (``python -m pulumi.dynamic``), as the engine starts it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PULUMI_PROJECT": "gated-release"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulumi.dynamic"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield provider_pb2_grpc.ResourceProviderStub(channel)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _preview_inputs(url: str, tmp_path: Path) -> dict[str, Any]:
+    """Inputs as the engine sends them in a preview: the job's ID and the workspace are not
+    known yet (the job is being created), optional inputs may be null."""
+    return props(
+        jobId=rpc.UNKNOWN,
+        workspaceId=rpc.UNKNOWN,
+        migrationsChecksum=None,
+        stack=None,
+        armEndpoint=url,
+        artifactDir=str(tmp_path),
+        __provider=serialize_provider(MigrationRunProvider()),
+    )
+
+
+def test_preview_steps_of_the_provider_host_never_reach_azure(
+    tmp_path: Path, provider_host: Any
+) -> None:
+    """What `pulumi preview` asks the provider host over gRPC: Configure, Check, Diff.
+
+    The engine calls Create during a preview only for a provider that answers
+    ``supportsPreview``; the dynamic host does not. A live fake ARM records every request.
+    """
+    urn = "urn:pulumi:dev::gated-release::pulumi-python:dynamic/gate:MigrationRun::migrate-gate"
     with FakeArm() as fake:
-        run = run_program("dev", stack_config("dev", armEndpoint=fake.url), preview=preview)
-        assert run.error is None, run.error
-        gate = run.one(GATE)
-        assert gate.inputs["armEndpoint"] == fake.url  # it would have called this server
+        news = _preview_inputs(fake.url, tmp_path)
+        configured = provider_host.Configure(provider_pb2.ConfigureRequest(args=_struct({})))
+        assert configured.supportsPreview is False
+        # a new gate: Check with no olds
+        checked = provider_host.Check(
+            provider_pb2.CheckRequest(urn=urn, olds=_struct({}), news=_struct(news))
+        )
+        assert not checked.failures
+        # an existing gate and a new release: Check and Diff against the old state
+        olds = {**props(armEndpoint=fake.url, artifactDir=str(tmp_path))}
+        olds |= {"__provider": news["__provider"], "status": "Succeeded"}
+        news_release = {**news, "releaseSha": "1" * 40}
+        provider_host.Check(
+            provider_pb2.CheckRequest(urn=urn, olds=_struct(olds), news=_struct(news_release))
+        )
+        diffed = provider_host.Diff(
+            provider_pb2.DiffRequest(
+                id=f"{SHA}/gr-dev-migrate-0000001",
+                urn=urn,
+                olds=_struct(olds),
+                news=_struct(news_release),
+            )
+        )
+        assert diffed.changes == provider_pb2.DiffResponse.DIFF_SOME
+        unchanged = provider_host.Diff(
+            provider_pb2.DiffRequest(
+                id="x", urn=urn, olds=_struct(olds), news=_struct({**olds, "workspaceId": None})
+            )
+        )
+        assert unchanged.changes == provider_pb2.DiffResponse.DIFF_NONE
+    assert fake.requests == []
+    assert not list(tmp_path.iterdir())  # no gate ran, not even one that failed early
+
+
+def test_provider_check_and_diff_with_unknowns_never_reach_azure(
+    tmp_path: Path, gate_calls: list[Any]
+) -> None:
+    provider = MigrationRunProvider()
+    with FakeArm() as fake:
+        news = _preview_inputs(fake.url, tmp_path)
+        olds = props(armEndpoint=fake.url, artifactDir=str(tmp_path))
+        assert provider.check({}, news).inputs == news
+        assert provider.check(olds, news).inputs == news
+        assert provider.diff("id", olds, news).changes is True  # an unknown jobId is a change
+        assert provider.diff("id", olds, {**olds, "workspaceId": None}).changes is False
     assert fake.requests == [] and gate_calls == []
+    assert not list(tmp_path.iterdir())
+
+
+def test_create_starts_exactly_one_execution(tmp_path: Path, gate_calls: list[Any]) -> None:
+    with FakeArm(Scenario(statuses=["Running", "Succeeded"])) as fake:
+        created = MigrationRunProvider().create(
+            props(armEndpoint=fake.url, artifactDir=str(tmp_path))
+        )
+    assert fake.count("start") == 1 and fake.count("stop") == 0
+    assert len(gate_calls) == 1 and created.outs["status"] == "Succeeded"
+    [start] = [r for r in fake.requests if r.route == "start"]
+    assert start.body is None  # the job's own template runs
 
 
 def test_create_and_update_run_the_gate_read_and_delete_do_not(

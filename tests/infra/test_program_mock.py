@@ -109,10 +109,12 @@ def test_apps_depend_on_the_gate_and_the_gate_on_the_job(deployed: tuple[str, Ru
     assert gate.inputs["jobId"].endswith("/providers/Microsoft.App/jobs/" + job.inputs["jobName"])
     for app in run.of_type(APP):
         assert gate.urn in app.dependencies, app.urn
-    # the gate runs exactly the job's container, with the same image
+    # the gate runs the job's own template (no override input); the image is a trigger field
+    assert "container" not in gate.inputs
     assert gate.inputs["image"] == job.inputs["template"]["containers"][0]["image"]
-    assert gate.inputs["container"]["command"] == job.inputs["template"]["containers"][0]["command"]
+    # the gate waits replicaTimeout plus a start allowance, so ACA's own timeout fires first
     assert gate.inputs["deadlineSeconds"] == job.inputs["configuration"]["replicaTimeout"]
+    assert gate.inputs["startAllowanceSeconds"] == 120
 
 
 def test_identity_roles_are_scoped_from_config(deployed: tuple[str, Run]) -> None:

@@ -61,6 +61,8 @@ def test_defaults_come_from_pulumi_yaml() -> None:
     }
     cfg = config.load_config("dev", raw)
     assert cfg.migration_timeout_seconds == 900 and cfg.replica_timeout_seconds == 1020
+    # the gate outwaits ACA's replicaTimeout by the start allowance, so ACA's timeout fires first
+    assert cfg.gate_start_allowance_seconds == 120 and cfg.gate_deadline_seconds == 1140
     assert [a.name for a in cfg.apps] == ["api", "web", "codex"]
     assert [a.ingress for a in cfg.apps] == [True, True, False]
     assert cfg.promotes_from is None and cfg.accept_release is None and cfg.replay is False
@@ -104,6 +106,12 @@ def test_engine_string_values_are_parsed() -> None:
         ("dev", {"ingressApps": ["admin"]}, "config-invalid", "ingressApps"),
         ("dev", {"promotesFrom": "dev"}, "config-invalid", "promotesFrom"),
         ("dev", {"replicas": 3}, "config-invalid", "replicas"),
+        ("dev", {"gateStartAllowanceSeconds": -1}, "config-invalid", "gateStartAllowanceSeconds"),
+        ("dev", {"armEndpoint": "http://management.azure.com"}, "config-invalid", "armEndpoint"),
+        ("prod", {"armEndpoint": "http://10.0.0.5:8080"}, "config-invalid", "armEndpoint"),
+        ("dev", {"armEndpoint": "http://127.0.0.1.evil.example"}, "config-invalid", "armEndpoint"),
+        ("dev", {"armEndpoint": "ftp://127.0.0.1"}, "config-invalid", "armEndpoint"),
+        ("dev", {"armEndpoint": "https://"}, "config-invalid", "armEndpoint"),
     ],
 )
 def test_errors_name_key_stack_and_form(
@@ -120,6 +128,29 @@ def test_errors_name_key_stack_and_form(
     assert info.value.code == code
     assert info.value.context == {"key": key, "stack": stack}
     assert f"gated-release:{key}" in str(info.value) and f"'{stack}'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://management.azure.com",
+        "https://management.usgovcloudapi.net/",
+        "http://127.0.0.1:8123",
+        "http://localhost:8123/",
+        "http://[::1]:8123",
+    ],
+)
+def test_arm_endpoint_is_https_or_a_loopback_test_server(endpoint: str) -> None:
+    cfg = config.load_config("dev", stack_config("dev", armEndpoint=endpoint))
+    assert cfg.arm_endpoint == endpoint.rstrip("/")
+
+
+def test_plain_http_arm_endpoint_error_says_what_is_allowed() -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load_config("staging", stack_config("staging", armEndpoint="http://arm.example"))
+    message = str(info.value)
+    assert "gated-release:armEndpoint" in message and "'staging'" in message
+    assert "https" in message and "loopback" in message
 
 
 def test_dev_may_opt_out_of_digest_pinning_but_prod_may_not() -> None:
