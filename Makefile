@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv rehearse test check lint typecheck bench clean
+.PHONY: venv browser rehearse test check lint typecheck bench clean
 
 venv: $(STAMP)
 
@@ -18,8 +18,16 @@ $(STAMP): pyproject.toml
 rehearse: venv
 	$(PY) -m infra.rehearse
 
-test: venv
+test: venv browser
 	$(PY) -m pytest
+
+# The dashboard test drives a real headless browser: Debian's chromium, installed when missing
+# (as root, or with sudo). Nothing happens when it is already there.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: venv
 	$(VENV)/bin/ruff check .
