@@ -12,6 +12,7 @@ from .errors import (
     ConnectError,
     DeadlineError,
     ExecutionError,
+    Interrupted,
     LockTimeoutError,
     MigrationError,
     PoolerError,
@@ -23,6 +24,6 @@ from .settings import Settings, resolve
 
 __all__ = [
     "CheckError", "ConfigError", "ConnectError", "DeadlineError", "ExecutionError",
-    "LockTimeoutError", "MigrationError", "PoolerError", "RunnerLockError", "Settings",
+    "Interrupted", "LockTimeoutError", "MigrationError", "PoolerError", "RunnerLockError", "Settings",
     "StatementTimeoutError", "resolve", "up",
 ]

@@ -38,6 +38,8 @@ class BatchFailure(Exception):
     sqlstate: str | None
     message: str
     lost_connection: bool = False
+    deadline_exceeded: bool = False
+    """The client cancelled (or abandoned) the query at the run's deadline."""
 
     def __str__(self) -> str:
         return f"{self.message} (SQLSTATE {self.sqlstate})"
@@ -77,14 +79,13 @@ def run(conn: psycopg.Connection[Any], pieces: list[Piece], *,
                 if deadline is not None:
                     now = time.monotonic()
                     if cancelled_at is None and now >= deadline:
-                        conn.cancel_safe(timeout=CANCEL_GRACE_S)
                         cancelled_at = now
+                        try:
+                            conn.cancel_safe(timeout=CANCEL_GRACE_S)
+                        except psycopg.Error:
+                            _abandon(conn, pieces)
                     elif cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
-                        conn.close()
-                        raise BatchFailure(pieces[0], None, "57014",
-                                           "the server did not answer the cancel at the "
-                                           "deadline; the connection was closed",
-                                           lost_connection=True)
+                        _abandon(conn, pieces)
                     wait = max(0.01, min(wait, deadline - now if cancelled_at is None else 0.2))
                 select.select([pg.socket], [], [], wait)
                 pg.consume_input()
@@ -110,21 +111,31 @@ def run(conn: psycopg.Connection[Any], pieces: list[Piece], *,
             continue
         if res.status == pq.ExecStatus.FATAL_ERROR:
             piece = pieces[min(i, len(pieces) - 1)]
+            state = _field(res, pq.DiagnosticField.SQLSTATE)
             position = _field(res, pq.DiagnosticField.STATEMENT_POSITION)
             offset = None
             if position and position.isdigit():
                 # PostgreSQL counts characters from 1 over the whole message.
                 offset = max(0, int(position) - 1 - starts[min(i, len(starts) - 1)])
             raise BatchFailure(
-                piece, offset, _field(res, pq.DiagnosticField.SQLSTATE),
+                piece, offset, state,
                 _field(res, pq.DiagnosticField.MESSAGE_PRIMARY) or "error",
-                lost_connection=pg.status != pq.ConnStatus.OK)
+                lost_connection=pg.status != pq.ConnStatus.OK,
+                deadline_exceeded=cancelled_at is not None and state == "57014")
         # COPY and the like are not migration material; refuse instead of hanging.
         raise BatchFailure(pieces[min(i, len(pieces) - 1)], None, None,
                            f"unsupported result {pq.ExecStatus(res.status).name}")
     if pg.status != pq.ConnStatus.OK:
         raise BatchFailure(pieces[-1], None, None, "connection lost", lost_connection=True)
     return rows
+
+
+def _abandon(conn: psycopg.Connection[Any], pieces: list[Piece]) -> None:
+    """The server did not take the cancel: drop the connection (the server rolls back)."""
+    conn.close()
+    raise BatchFailure(pieces[0], None, "57014",
+                       "the server did not answer the cancel at the deadline; the connection "
+                       "was closed", lost_connection=True, deadline_exceeded=True)
 
 
 def _rows(res: pq.abc.PGresult) -> list[tuple[Any, ...]]:

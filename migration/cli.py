@@ -27,7 +27,8 @@ Without a database URL, `up`, `plan` and `status` use an embedded PostgreSQL und
 EPILOG = """\
 exit codes: 0 ok, 1 migration failed, 2 usage/config error, 3 check failed,
 4 runner lock not acquired, 5 DDL lock timeout, 6 deadline exceeded,
-7 database unreachable or pooler, 8 critical status (alerts --strict)
+7 database unreachable or pooler, 8 critical status (alerts --strict),
+143 terminated (SIGTERM) part-way
 
 examples:
   python -m migration check
@@ -222,14 +223,33 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so the run records how it ended."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated("SIGTERM")
+
+
 def cmd_up(s: Settings, args: argparse.Namespace) -> int:
+    import signal
+
     from .runner import up
+
+    # ACA stops a job (and ends a replica at its timeout) with SIGTERM: finish the run log
+    # and the artifact instead of vanishing.
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
     def echo(line: str) -> None:
         if not s.json:
             print(line, flush=True)
 
-    report, err = up(s, echo)
+    try:
+        report, err = up(s, echo)
+    except _Terminated:
+        print("error: terminated (SIGTERM); the run log and the artifact record it",
+              file=sys.stderr)
+        return errors.EXIT_INTERRUPTED
     if s.json:
         # One line: in the ACA job it is one console-log record the gate can adopt.
         print(json.dumps(report.to_json(), separators=(",", ":")), flush=True)

@@ -90,6 +90,9 @@ def connect(
             url,
             autocommit=autocommit,
             connect_timeout=max(1, int(timeout_s)),
+            # A dead peer (failover, dropped NAT entry) must surface in seconds, not after the
+            # kernel's default two hours. libpq ignores these for Unix sockets.
+            keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
             application_name=f"{APPLICATION_NAME}:{purpose}",
         )
     except psycopg.OperationalError as e:

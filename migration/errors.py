@@ -11,7 +11,8 @@ The tree (every class carries ``.code``, the artifact's ``reasonCode``, and ``.e
     ├── ExecutionError              a migration failed; its transaction rolled back       exit 1
     │   ├── StatementTimeoutError   SQLSTATE 57014 from statement_timeout                 exit 1
     │   └── LockTimeoutError        SQLSTATE 55P03 (or 40P01) after bounded retries       exit 5
-    └── DeadlineError               MIGRATION_TIMEOUT_SECONDS exceeded                    exit 6
+    ├── DeadlineError               MIGRATION_TIMEOUT_SECONDS exceeded                    exit 6
+    └── Interrupted                 SIGTERM, Ctrl-C or an internal error part-way         exit 143
 
 Errors that point into a migration file carry ``file``, ``line`` and ``column`` (1-based);
 errors from PostgreSQL carry ``sqlstate``. ``str(err)`` is one line that says what to do.
@@ -31,6 +32,7 @@ EXIT_LOCK_TIMEOUT = 5
 EXIT_DEADLINE = 6
 EXIT_UNREACHABLE = 7
 EXIT_CRITICAL = 8
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as a shell reports a terminated process
 
 
 @dataclass(frozen=True)
@@ -145,3 +147,10 @@ class LockTimeoutError(ExecutionError):
 class DeadlineError(MigrationError):
     code = "deadline-exceeded"
     exit_code = EXIT_DEADLINE
+
+
+class Interrupted(MigrationError):
+    """SIGTERM, Ctrl-C or an internal error stopped the run part-way."""
+
+    code = "interrupted"
+    exit_code = EXIT_INTERRUPTED

@@ -48,6 +48,7 @@ from .errors import (
     ConnectError,
     DeadlineError,
     ExecutionError,
+    Interrupted,
     Location,
     LockTimeoutError,
     MigrationError,
@@ -121,6 +122,7 @@ class Run:
         self.pid: int | None = None
         self.last_error: MigrationError | None = None
         self._sent_clamped = False
+        self._async_commits = False
 
     # -- output -----------------------------------------------------------------------
     def echo(self, line: str) -> None:
@@ -154,8 +156,15 @@ class Run:
             wrapped = self._own_sql_error(e)
             self.last_error = wrapped
             self._fail(wrapped)
+        except BaseException as e:
+            # SIGTERM (ACA stopping the job), Ctrl-C, or a bug: record it, then let it go on.
+            self.last_error = Interrupted(f"the run was interrupted ({type(e).__name__}: {e})",
+                                          hint="committed migrations stay applied; rerun")
+            self._fail(self.last_error)
+            raise
         finally:
             r.finished_at = artifact.now()
+            self._flush_async_commits()
             self._close()
             if self.s.artifact_dir is not None:
                 path = artifact.write(r, self.s.artifact_dir)
@@ -241,6 +250,9 @@ class Run:
                             purpose="migrate")
         self.monitor = connect(url, self.redact, autocommit=True, timeout_s=timeout,
                                purpose="monitor")
+        # The monitor's queries are small; a stalled server must not hold the run past its
+        # deadline through them.
+        self.monitor.execute("SET statement_timeout = '10s'")
         row = self.conn.execute("SELECT pg_backend_pid()").fetchone()
         self.pid = int(row[0]) if row else None
         try:
@@ -254,6 +266,20 @@ class Run:
         interval = max(0.02, min(0.25, s.lock_timeout_ms / 4000))
         assert self.pid is not None
         self.watch = BlockerWatch(self.monitor, self.pid, self.redact, interval)
+
+    def _flush_async_commits(self) -> None:
+        """After a failure, make the groups committed without a WAL flush durable too.
+
+        Any synchronous commit flushes the WAL up to its own record, which follows theirs.
+        """
+        if not self._async_commits or self.monitor is None:
+            return
+        try:
+            with self.monitor.transaction():
+                self.monitor.execute("SET LOCAL synchronous_commit = on")
+                self.monitor.execute("SELECT pg_current_xact_id()")
+        except psycopg.Error:
+            pass  # the server is gone: nothing more can be made durable from here
 
     def _close(self) -> None:
         if self.watch is not None:
@@ -331,7 +357,8 @@ class Run:
         return [Piece(f"SELECT set_config('lock_timeout', '{lk}ms', {scope}),"
                       f" set_config('statement_timeout', '{st}ms', {scope})")]
 
-    def _history_piece(self, a: Analysis, duration_ms: int | None = None) -> Piece:
+    def _history_piece(self, a: Analysis, duration_ms: int | None = None, *,
+                       on_conflict_nothing: bool = False) -> Piece:
         """The history row; its duration measured by the server from ``gated_release.t0``
         (set at the start of the migration's message) unless given."""
         from psycopg import sql
@@ -342,13 +369,15 @@ class Run:
         duration: sql.Composable = sql.SQL(
             "(extract(epoch FROM clock_timestamp() - current_setting('gated_release.t0')"
             "::timestamptz) * 1000)::integer") if duration_ms is None else sql.Literal(duration_ms)
-        return Piece(self.tables.insert_applied_literal(values, duration).as_string(self.conn))
+        return Piece(self.tables.insert_applied_literal(
+            values, duration, on_conflict_nothing=on_conflict_nothing).as_string(self.conn))
 
     def _attempt(self, g: Group) -> list[dict[str, Any]]:
         assert self.conn is not None and self.watch is not None
         if not g.transactional:
             return [self._apply_non_tx(g.migrations[0])]
         done: list[dict[str, Any]] = []
+        single = len(g.migrations) == 1
         self.watch.arm()
         try:
             for i, a in enumerate(g.migrations):
@@ -360,23 +389,44 @@ class Run:
                                     " clock_timestamp()::text, true)"))
                 pieces += [Piece(st.sql, st) for st in a.body]
                 pieces.append(self._history_piece(a))
-                last = i == len(g.migrations) - 1
-                if last:
-                    pieces.append(Piece("COMMIT"))
+                if single:
+                    # One file: its COMMIT travels with it (a COMMIT-time error is its own).
+                    pieces += self._commit_pieces(g)
                 t0 = time.monotonic()
                 self._batch(a, pieces)
                 ms = int((time.monotonic() - t0) * 1000)
                 done.append({"file": a.file.name, "durationMs": ms, "transactional": True})
-                if len(g.migrations) == 1:
+                if single:
                     self.echo(f"  applied {a.file.name} ({ms} ms)")
                 else:
                     self.echo(f"  ran {a.file.name} ({ms} ms, commits with its group)")
+            if not single:
+                # Alone, so a deferred constraint failing at COMMIT blames the group, not
+                # whichever file happened to be last.
+                try:
+                    batch.run(self.conn, self._commit_pieces(g), deadline=self.deadline)
+                except batch.BatchFailure as f:
+                    names = ", ".join(m.file.name for m in g.migrations)
+                    raise ExecutionError(
+                        f"the group's COMMIT failed: {self.redact(f.message)}",
+                        location=Location(g.migrations[0].file.name), sqlstate=f.sqlstate,
+                        hint=f"nothing of the group ({names}) was committed; a deferred "
+                             "constraint or trigger of one of them failed") from None
         except BaseException:
             self._rollback()
             raise
         finally:
             self.watch.disarm()
+        if not g.durable:
+            self._async_commits = True
         return done
+
+    @staticmethod
+    def _commit_pieces(g: Group) -> list[Piece]:
+        # The durable commit is synchronous whatever the role, database or a migration set
+        # (a migration's own SET synchronous_commit would otherwise carry over).
+        return ([Piece("SET LOCAL synchronous_commit = on")] if g.durable else []) + \
+            [Piece("COMMIT")]
 
     def _rollback(self) -> None:
         assert self.conn is not None
@@ -391,7 +441,7 @@ class Run:
         stmt = a.body[0]
         self._batch(a, self._timeout_pieces(local=False))
         if stmt.index_name:
-            self._drop_invalid_index(stmt.index_name)
+            self._drop_invalid_index(a, stmt.index_name)
         t0 = time.monotonic()
         self.watch.arm()
         try:
@@ -400,40 +450,90 @@ class Run:
             self._batch(a, [Piece(stmt.sql, stmt)])
         finally:
             self.watch.disarm()
-        if stmt.index_name and stmt.non_transactional != "DROP INDEX CONCURRENTLY":
-            if self._index_valid(stmt.index_name) is False:
-                raise ExecutionError(
-                    f"index {stmt.index_name} was built INVALID",
-                    location=location_of(a.file, stmt.start),
-                    hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
-                )
         ms = int((time.monotonic() - t0) * 1000)
-        self._batch(a, [self._history_piece(a, ms),
-                        Piece("RESET lock_timeout"), Piece("RESET statement_timeout")])
+        # The statement has committed. Nothing from here on may retry it: errors are
+        # reported as "applied but not recorded", never as retryable.
+        try:
+            if stmt.index_name and stmt.non_transactional != "DROP INDEX CONCURRENTLY":
+                if self._index_valid(a, stmt.index_name) is False:
+                    raise ExecutionError(
+                        f"index {stmt.index_name} was built INVALID",
+                        location=location_of(a.file, stmt.start),
+                        hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
+                    )
+            self._record_non_tx(a, ms)
+        except _Retryable as e:
+            raise self._unrecorded(a, e.error) from None
+        except ExecutionError as e:
+            if e.message.startswith("index "):
+                raise
+            raise self._unrecorded(a, e) from None
+        except MigrationError as e:
+            raise self._unrecorded(a, e) from None
         self.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
                   f"{stmt.non_transactional or 'declared'})")
         return {"file": a.file.name, "durationMs": ms, "transactional": False}
 
-    def _index_valid(self, name: str) -> bool | None:
-        assert self.conn is not None
-        schema, _, ident = name.rpartition(".")
-        row = self.conn.execute(
-            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass("
-            "CASE WHEN %s = '' THEN quote_ident(%s) ELSE quote_ident(%s) || '.' || quote_ident(%s)"
-            " END)", (schema, ident, schema, ident)).fetchone()
-        return None if row is None else bool(row[0])
+    def _record_non_tx(self, a: Analysis, ms: int) -> None:
+        """The history row of a committed non-transactional migration, durably, a few tries.
 
-    def _drop_invalid_index(self, name: str) -> None:
+        Its own short timeouts, not the run's deadline: giving up here would leave an applied
+        migration unrecorded, which the next run would apply again.
+        """
+        assert self.conn is not None
+        pieces = [Piece("BEGIN"), Piece("SET LOCAL synchronous_commit = on"),
+                  Piece("SET LOCAL lock_timeout = '5s'"),
+                  Piece("SET LOCAL statement_timeout = '30s'"),
+                  self._history_piece(a, ms, on_conflict_nothing=True), Piece("COMMIT"),
+                  Piece("RESET lock_timeout"), Piece("RESET statement_timeout")]
+        for attempt in range(3):
+            try:
+                batch.run(self.conn, pieces)
+                return
+            except batch.BatchFailure as f:
+                self._rollback()
+                if f.lost_connection or f.sqlstate not in RETRYABLE or attempt == 2:
+                    raise ExecutionError(self.redact(f.message), location=Location(a.file.name),
+                                         sqlstate=f.sqlstate) from None
+                time.sleep(0.2 * (attempt + 1))
+
+    def _unrecorded(self, a: Analysis, e: MigrationError) -> ExecutionError:
+        assert self.conn is not None
+        row = self._history_piece(a, 0, on_conflict_nothing=True).sql
+        return ExecutionError(
+            f"{a.file.name} was APPLIED but is NOT recorded in the history: {e.message}",
+            location=Location(a.file.name), sqlstate=e.sqlstate,
+            hint=f"record it before rerunning, or it runs again: {row}")
+
+    def _index_valid(self, a: Analysis, name: str) -> bool | None:
+        from psycopg import sql
+
+        schema, _, ident = name.rpartition(".")
+        target = sql.Identifier(schema, ident) if schema else sql.Identifier(ident)
+        assert self.conn is not None
+        query = sql.SQL("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = "
+                        "to_regclass({})").format(sql.Literal(target.as_string(self.conn)))
+        rows = self._query(a, query.as_string(self.conn))
+        return None if not rows else rows[0][0] == "t"
+
+    def _drop_invalid_index(self, a: Analysis, name: str) -> None:
         # A killed or failed concurrent build leaves an INVALID index behind; IF NOT EXISTS
         # would skip it silently and leave the table without a usable index.
-        if self._index_valid(name) is False:
+        if self._index_valid(a, name) is False:
             assert self.conn is not None
             from psycopg import sql
 
             self.echo(f"  dropping INVALID index {name} left by an earlier failed build")
-            parts = name.split(".")
-            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                sql.Identifier(*parts)))
+            self._query(a, sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(*name.split("."))).as_string(self.conn))
+
+    def _query(self, a: Analysis, text: str) -> list[tuple[Any, ...]]:
+        """One statement of the runner's own, classified and bounded like a migration's."""
+        assert self.conn is not None
+        try:
+            return batch.run(self.conn, [Piece(text)], deadline=self.deadline)[0]
+        except batch.BatchFailure as f:
+            raise self._sql_error(a, f) from None
 
     def _batch(self, a: Analysis, pieces: list[Piece]) -> None:
         assert self.conn is not None
@@ -450,6 +550,12 @@ class Run:
         else:
             loc = Location(a.file.name)
         msg = self.redact(f.message)
+        if f.deadline_exceeded:
+            return DeadlineError(
+                f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded: the statement was "
+                "cancelled at the deadline", location=loc, sqlstate="57014",
+                hint="the migration's transaction rolled back; raise the timeout or make the "
+                     "migration faster")
         if f.lost_connection:
             return ConnectError("lost the database connection: " + msg, location=loc)
         if stmt is None and state == "42501":
@@ -476,6 +582,10 @@ class Run:
                                      hint="a deadlock persisted through the retries; look for "
                                           "a job that locks the same tables in another order")
             return _Retryable(err)
+        if state == "57014" and "statement timeout" not in f.message:
+            return ExecutionError(msg, location=loc, sqlstate=state,
+                                  hint="another session cancelled the statement "
+                                       "(pg_cancel_backend); its transaction rolled back")
         if state == "57014":
             if self._sent_clamped or self.remaining_ms() <= 50:
                 return DeadlineError(

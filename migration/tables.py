@@ -91,14 +91,16 @@ CREATE INDEX IF NOT EXISTS {idx} ON {t} (started_at DESC)"""
         ).format(t=self.history_id)
 
     def insert_applied_literal(self, values: tuple[object, ...],
-                               duration_ms: sql.Composable) -> sql.Composed:
+                               duration_ms: sql.Composable, *,
+                               on_conflict_nothing: bool = False) -> sql.Composed:
         """The history row as literals, to travel in the migration's own message."""
         name, version, checksum, release_sha, transactional, run_id = values
+        conflict = sql.SQL(" ON CONFLICT (name) DO NOTHING" if on_conflict_nothing else "")
         return sql.SQL(
             "INSERT INTO {t} (name, version, checksum, duration_ms, release_sha, transactional,"
             " run_id) VALUES ({name}, {version}, {checksum}, {duration}, {sha}, {tx},"
-            " {run_id}::uuid)"
-        ).format(t=self.history_id, name=sql.Literal(name), version=sql.Literal(version),
+            " {run_id}::uuid){conflict}"
+        ).format(conflict=conflict, t=self.history_id, name=sql.Literal(name), version=sql.Literal(version),
                  checksum=sql.Literal(checksum), duration=duration_ms,
                  sha=sql.Literal(release_sha), tx=sql.Literal(transactional),
                  run_id=sql.Literal(run_id))

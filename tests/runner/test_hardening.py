@@ -197,3 +197,110 @@ def test_a_lock_timeout_retries_the_whole_group_from_its_start(database_url: str
     assert attempts[-1][1] == "SUCCESS" and attempts[-1][0] > 1
     assert all(s == "LOCK_TIMEOUT" for _, s in attempts[:-1])
     assert took < 30
+
+
+def _runner_backend(url: str, purpose: str = "migrate", wait_s: float = 10.0) -> int:
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND state = "
+                "'active'", (f"gated-release-migration:{purpose}",)).fetchone()
+        if row:
+            return int(row[0])
+        time.sleep(0.05)
+    raise AssertionError("the runner's backend never became active")
+
+
+def test_a_committed_non_transactional_statement_is_never_run_twice(
+        database_url: str, tmp_path: Path) -> None:
+    import threading
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE counters (n int)")
+        conn.execute("INSERT INTO counters VALUES (0)")
+    mig = write(tmp_path / "m", {"0001_t.sql": "CREATE TABLE t (x int);\n"})
+    assert up(database_url, mig, tmp_path / "a").returncode == 0
+    write(mig, {"0002_bump.sql": "-- migration: no-transaction\n"
+                                 "UPDATE counters SET n = n + 1;\n"})
+    # Another session blocks the history row's insert for longer than --lock-timeout.
+    holder = psycopg.connect(database_url)
+    holder.execute("LOCK schema_migrations IN SHARE MODE")
+    release = threading.Timer(2.0, holder.rollback)
+    release.start()
+    try:
+        res = up(database_url, mig, tmp_path / "b", "--lock-timeout", "500ms")
+    finally:
+        release.join()
+        holder.close()
+    assert res.returncode == 0, res.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT n FROM counters").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations WHERE name ="
+                            " '0002_bump.sql'").fetchone() == (1,)
+
+
+def test_sigterm_records_the_run_and_exits_143(database_url: str, tmp_path: Path) -> None:
+    import signal
+
+    mig = write(tmp_path / "m", {"0001_slow.sql": "CREATE TABLE s (x int);\n"
+                                                  "SELECT pg_sleep(20);\n"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migration", "up", "--dir", str(mig), "--database-url",
+         database_url, "--artifact-dir", str(tmp_path / "a"), "--release-sha", "term1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _runner_backend(database_url)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    doc = validate_file(tmp_path / "a" / "term1" / "migration.json")
+    assert (doc["executionStatus"], doc["reasonCode"]) == ("Failed", "interrupted")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.s')").fetchone() == (None,)
+        statuses = [r[0] for r in conn.execute("SELECT status FROM migration_run_log")]
+    assert statuses == ["FAILED"]
+
+
+def test_a_cancel_from_another_session_is_not_a_timeout(database_url: str,
+                                                        tmp_path: Path) -> None:
+    mig = write(tmp_path / "m", {"0001_slow.sql": "SELECT pg_sleep(20);\n"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migration", "up", "--dir", str(mig), "--database-url",
+         database_url, "--artifact-dir", str(tmp_path / "a"), "--release-sha", "cancel1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = _runner_backend(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "another session cancelled the statement" in err
+    doc = validate_file(tmp_path / "a" / "cancel1" / "migration.json")
+    assert doc["reasonCode"] == "sql-failed"
+
+
+def test_the_client_enforces_the_deadline_on_a_stalled_server(database_url: str,
+                                                              tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    mig = write(tmp_path / "m", {"0001_slow.sql": "SELECT pg_sleep(30);\n"})
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migration", "up", "--dir", str(mig), "--database-url",
+         database_url, "--artifact-dir", str(tmp_path / "a"), "--release-sha", "stall1",
+         "--timeout", "3", "--statement-timeout", "60s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = _runner_backend(database_url)
+    os.kill(pid, signal.SIGSTOP)  # the server stops answering, cancel requests included
+    try:
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert proc.returncode == 6, err
+    assert took < 3 + 5 + 4  # deadline + cancel grace + start-up slack
+    doc = validate_file(tmp_path / "a" / "stall1" / "migration.json")
+    assert doc["reasonCode"] == "deadline-exceeded"

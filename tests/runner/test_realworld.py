@@ -182,3 +182,5 @@ def test_only_the_last_commit_waits_for_the_wal_flush(database_url: str, tmp_pat
     migrations = [b for b in sent if "COMMIT" in b]
     async_commit = ["SET LOCAL synchronous_commit = off" in b for b in migrations]
     assert async_commit == [True, True, False]
+    # the last commit is synchronous whatever the role or a migration set
+    assert migrations[-1][-2:] == ["SET LOCAL synchronous_commit = on", "COMMIT"]

@@ -19,8 +19,8 @@ from migration.source import discover
 def test_public_api_is_pinned() -> None:
     assert sorted(migration.__all__) == [
         "CheckError", "ConfigError", "ConnectError", "DeadlineError", "ExecutionError",
-        "LockTimeoutError", "MigrationError", "PoolerError", "RunnerLockError", "Settings",
-        "StatementTimeoutError", "resolve", "up",
+        "Interrupted", "LockTimeoutError", "MigrationError", "PoolerError", "RunnerLockError",
+        "Settings", "StatementTimeoutError", "resolve", "up",
     ]
     codes = {c.__name__: (c.code, c.exit_code) for c in (
         migration.ConfigError, migration.CheckError, migration.ConnectError,
