@@ -184,7 +184,7 @@ def _read_applied(s: Settings) -> dict[str, Any]:
 
 def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
     from .checker import check
-    from .runner import plan_groups
+    from .groups import plan_groups
     from .source import discover
 
     files = discover(s.dir)

@@ -30,81 +30,35 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import pq
 
-from . import artifact, batch, lock
-from .analysis import Analysis, Statement, location_of, uses_label
+from . import artifact, batch, diagnosis, lock
+from .analysis import Analysis, location_of
 from .batch import Piece
 from .blockers import BlockerWatch, snapshot
 from .checker import Applied, check
 from .connection import connect, embedded_url, host_name, verify_session_pinned
+from .diagnosis import RETRYABLE, Retryable
 from .errors import (
     CheckError,
-    ConfigError,
-    ConnectError,
     DeadlineError,
     ExecutionError,
     Interrupted,
     Location,
     LockTimeoutError,
     MigrationError,
-    StatementTimeoutError,
 )
+from .groups import Group, plan_groups
 from .redact import Redactor, password_of
 from .runlog import RunLog, ensure_tables
 from .settings import Settings
 from .source import discover
 from .tables import Tables, exists
 
-RETRYABLE = ("55P03", "40P01")
 Echo = Callable[[str], None]
-
-
-@dataclass
-class Group:
-    migrations: list[Analysis]
-    transactional: bool
-    durable: bool = True
-    """False: commit without waiting for the WAL flush (a later durable commit covers it)."""
-
-
-def plan_groups(pending: list[Analysis], single_transaction: bool
-                ) -> tuple[list[Group], list[dict[str, str]]]:
-    if not single_transaction:
-        return [Group([a], a.transactional) for a in pending], []
-    groups: list[Group] = []
-    boundaries: list[dict[str, str]] = []
-    current: list[Analysis] = []
-    labels: list[tuple[str, str, str]] = []  # (label, type, added by)
-
-    def flush() -> None:
-        nonlocal current, labels
-        if current:
-            groups.append(Group(current, True))
-        current, labels = [], []
-
-    for a in pending:
-        if not a.transactional:
-            flush()
-            boundaries.append({"before": a.file.name, "reason": "non-transactional",
-                               "detail": f"{a.file.name} runs outside a transaction"})
-            groups.append(Group([a], False))
-            continue
-        used = [(lb, t, by) for lb, t, by in labels if uses_label(a.file, lb)]
-        if used and current:
-            lb, t, by = used[0]
-            flush()
-            boundaries.append({"before": a.file.name, "reason": "enum-value-used-later",
-                               "detail": f"uses label {lb!r} of {t} added by {by}, which must "
-                                         "commit first"})
-        current.append(a)
-        labels += [(lb, t, a.file.name) for t, lb in a.enum_labels_added]
-    flush()
-    return groups, boundaries
 
 
 class Run:
@@ -153,7 +107,7 @@ class Run:
         except psycopg.Error as e:
             # The runner's own SQL (tables, lock, history, run log) failed: still one clear
             # error with its SQLSTATE, a finished run-log row and a complete artifact.
-            wrapped = self._own_sql_error(e)
+            wrapped = diagnosis.own_sql_error(e, self.redact)
             self.last_error = wrapped
             self._fail(wrapped)
         except BaseException as e:
@@ -311,7 +265,7 @@ class Run:
             self.check_deadline(f"before {g.migrations[0].file.name}")
             try:
                 done = self._attempt(g)
-            except _Retryable as e:
+            except Retryable as e:
                 attempt += 1
                 err = e.error
                 out_of_time = self.remaining_ms() <= 0
@@ -462,7 +416,7 @@ class Run:
                         hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
                     )
             self._record_non_tx(a, ms)
-        except _Retryable as e:
+        except Retryable as e:
             raise self._unrecorded(a, e.error) from None
         except ExecutionError as e:
             if e.message.startswith("index "):
@@ -543,84 +497,16 @@ class Run:
             raise self._sql_error(a, f) from None
 
     def _sql_error(self, a: Analysis, f: batch.BatchFailure) -> Exception:
-        state = f.sqlstate
-        stmt = f.piece.origin if isinstance(f.piece.origin, Statement) else None
-        if stmt is not None:
-            loc = location_of(a.file, stmt.start + (f.offset or 0))
-        else:
-            loc = Location(a.file.name)
-        msg = self.redact(f.message)
-        if f.deadline_exceeded:
-            return DeadlineError(
-                f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded: the statement was "
-                "cancelled at the deadline", location=loc, sqlstate="57014",
-                hint="the migration's transaction rolled back; raise the timeout or make the "
-                     "migration faster")
-        if f.lost_connection:
-            return ConnectError("lost the database connection: " + msg, location=loc)
-        if stmt is None and state == "42501":
-            # The runner's own statement (its history row): a grant is missing, not a bug in
-            # the migration.
-            return ConfigError(f"permission denied: {msg}", location=loc, sqlstate=state,
-                               hint="grant the migration role the privilege named above (see "
-                                    "docs/runner.md, Tables)")
-        if state in RETRYABLE:
-            blockers = self.watch.last if self.watch else []
-            if not blockers and self.monitor is not None and self.pid is not None:
-                blockers = snapshot(self.monitor, self.pid, self.redact)
-            self.report.blockers = blockers
-            who = ", ".join(f"pid {b['pid']} ({b['application'] or '?'}: "
-                            f"{(b['query'] or '')[:80]!r})" for b in blockers[:3])
-            err: MigrationError
-            if state == "55P03":
-                err = LockTimeoutError(
-                    msg + (f"; blocked by {who}" if who else ""), location=loc, sqlstate=state,
-                    hint="find the long transaction holding the lock, or raise "
-                         "MIGRATION_LOCK_TIMEOUT")
-            else:
-                err = ExecutionError(msg, location=loc, sqlstate=state,
-                                     hint="a deadlock persisted through the retries; look for "
-                                          "a job that locks the same tables in another order")
-            return _Retryable(err)
-        if state == "57014" and "statement timeout" not in f.message:
-            return ExecutionError(msg, location=loc, sqlstate=state,
-                                  hint="another session cancelled the statement "
-                                       "(pg_cancel_backend); its transaction rolled back")
-        if state == "57014":
-            if self._sent_clamped or self.remaining_ms() <= 50:
-                return DeadlineError(
-                    f"MIGRATION_TIMEOUT_SECONDS={self.s.timeout_s} exceeded during a statement",
-                    location=loc, sqlstate=state,
-                    hint="the migration's transaction rolled back; raise the timeout or make "
-                         "the migration faster")
-            return StatementTimeoutError(
-                msg, location=loc, sqlstate=state,
-                hint="the statement exceeded MIGRATION_STATEMENT_TIMEOUT; its transaction "
-                     "rolled back")
-        if not a.transactional and state == "42P07":
-            return ExecutionError(msg, location=loc, sqlstate=state,
-                                  hint="an earlier run may have built it and died before "
-                                       "recording it: if it is this migration's, drop it (DROP "
-                                       "INDEX CONCURRENTLY) and rerun; write IF NOT EXISTS to "
-                                       "make such a migration rerunnable")
-        return ExecutionError(msg, location=loc, sqlstate=state,
-                              hint="the migration's transaction rolled back; fix forward with "
-                                   "a corrected file or a new migration")
+        def blockers() -> list[dict[str, Any]]:
+            seen = self.watch.last if self.watch else []
+            if not seen and self.monitor is not None and self.pid is not None:
+                seen = snapshot(self.monitor, self.pid, self.redact)
+            self.report.blockers = seen
+            return seen
 
-    def _own_sql_error(self, e: psycopg.Error) -> MigrationError:
-        primary = e.diag.message_primary if e.diag else None
-        msg = self.redact(primary or (str(e).splitlines()[0] if str(e) else type(e).__name__))
-        if isinstance(e, psycopg.OperationalError) and e.sqlstate is None:
-            return ConnectError("lost the database connection: " + msg,
-                                hint="check the database and rerun; committed migrations stay "
-                                     "applied")
-        if e.sqlstate == "42501":
-            return ConfigError(f"permission denied: {msg}", sqlstate=e.sqlstate,
-                               hint="grant the migration role the privilege named above (see "
-                                    "docs/runner.md, Tables)")
-        return ExecutionError(f"the runner's own SQL failed: {msg}", sqlstate=e.sqlstate,
-                              hint="nothing of the pending migration was committed; fix the "
-                                   "cause and rerun")
+        return diagnosis.classify(f, a, self.redact, timeout_s=self.s.timeout_s,
+                                  sent_clamped=self._sent_clamped,
+                                  remaining_ms=self.remaining_ms(), blockers=blockers)
 
     def _fail(self, e: MigrationError) -> None:
         r = self.report
@@ -645,12 +531,6 @@ class Run:
                                    blockers=r.blockers)
             except psycopg.Error:
                 pass
-
-
-class _Retryable(Exception):
-    def __init__(self, error: MigrationError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def up(settings: Settings, echo: Echo) -> tuple[artifact.Report, MigrationError | None]:

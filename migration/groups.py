@@ -1,0 +1,57 @@
+"""Transaction groups: which pending migrations commit together, and the declared boundaries.
+
+Without ``--single-transaction`` every migration is its own group. With it, consecutive
+transactional migrations share one transaction, and a boundary is declared (logged, and listed
+in the artifact's ``executionSummary.boundaries``; never a silent split) before a
+non-transactional migration and before a migration that uses an enum label added earlier in
+the group, which PostgreSQL refuses inside the adding transaction (SQLSTATE 55P04).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .analysis import Analysis, uses_label
+
+
+@dataclass
+class Group:
+    migrations: list[Analysis]
+    transactional: bool
+    durable: bool = True
+    """False: commit without waiting for the WAL flush (a later durable commit covers it)."""
+
+
+def plan_groups(pending: list[Analysis], single_transaction: bool
+                ) -> tuple[list[Group], list[dict[str, str]]]:
+    if not single_transaction:
+        return [Group([a], a.transactional) for a in pending], []
+    groups: list[Group] = []
+    boundaries: list[dict[str, str]] = []
+    current: list[Analysis] = []
+    labels: list[tuple[str, str, str]] = []  # (label, type, added by)
+
+    def flush() -> None:
+        nonlocal current, labels
+        if current:
+            groups.append(Group(current, True))
+        current, labels = [], []
+
+    for a in pending:
+        if not a.transactional:
+            flush()
+            boundaries.append({"before": a.file.name, "reason": "non-transactional",
+                               "detail": f"{a.file.name} runs outside a transaction"})
+            groups.append(Group([a], False))
+            continue
+        used = [(lb, t, by) for lb, t, by in labels if uses_label(a.file, lb)]
+        if used and current:
+            lb, t, by = used[0]
+            flush()
+            boundaries.append({"before": a.file.name, "reason": "enum-value-used-later",
+                               "detail": f"uses label {lb!r} of {t} added by {by}, which must "
+                                         "commit first"})
+        current.append(a)
+        labels += [(lb, t, a.file.name) for t, lb in a.enum_labels_added]
+    flush()
+    return groups, boundaries
