@@ -418,3 +418,9 @@ def test_pull_request_code_never_gets_the_deploy_identity() -> None:
             continue
         env = str(job.get("environment", ""))
         assert env.endswith("-readonly"), f"preview job {name} uses environment {env!r}"
+
+
+def test_a_stage_deploys_the_release_commit_not_the_branch_head() -> None:
+    job = load("stage")["jobs"]["deploy"]
+    checkout = next(s for s in steps(job) if uses(s).startswith("actions/checkout"))
+    assert checkout.get("with", {}).get("ref") == "${{ inputs.sha }}"
