@@ -1,0 +1,155 @@
+"""Non-transactional migrations: one statement in autocommit, then its history row.
+
+Such a statement (``CREATE INDEX CONCURRENTLY``, ``VACUUM``, ...) commits on its own, before
+its history row can be written, so the two cannot be atomic. The rules that keep that safe:
+an INVALID index left by an earlier failed build is dropped before the rebuild; the new index
+is verified valid; once the statement has committed nothing retries it, and the history row is
+written durably with short retries of its own; if that still fails the error says the
+migration was APPLIED but NOT recorded and gives the exact INSERT to record it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from . import batch
+from .analysis import Analysis, location_of
+from .batch import Piece
+from .diagnosis import RETRYABLE, Retryable
+from .errors import ExecutionError, Location, MigrationError
+
+if TYPE_CHECKING:
+    from .blockers import BlockerWatch
+    from .redact import Redactor
+
+
+class NonTransactional:
+    """The runner's non-transactional path (a mixin of :class:`migration.runner.Run`)."""
+
+    conn: psycopg.Connection[Any] | None
+    watch: BlockerWatch | None
+    redact: Redactor
+    deadline: float
+
+    # Provided by the runner (which overrides these).
+    def echo(self, line: str) -> None:
+        raise NotImplementedError
+
+    def _batch(self, a: Analysis, pieces: list[Piece]) -> None:
+        raise NotImplementedError
+
+    def _timeout_pieces(self, local: bool) -> list[Piece]:
+        raise NotImplementedError
+
+    def _history_piece(self, a: Analysis, duration_ms: int | None = None, *,
+                       on_conflict_nothing: bool = False) -> Piece:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _sql_error(self, a: Analysis, f: batch.BatchFailure) -> Exception:
+        raise NotImplementedError
+
+    def _apply_non_tx(self, a: Analysis) -> dict[str, Any]:
+        assert self.conn is not None and self.watch is not None
+        stmt = a.body[0]
+        self._batch(a, self._timeout_pieces(local=False))
+        if stmt.index_name:
+            self._drop_invalid_index(a, stmt.index_name)
+        t0 = time.monotonic()
+        self.watch.arm()
+        try:
+            # Alone in its message: PostgreSQL treats a multi-statement message as a
+            # transaction block, where CONCURRENTLY is refused.
+            self._batch(a, [Piece(stmt.sql, stmt)])
+        finally:
+            self.watch.disarm()
+        ms = int((time.monotonic() - t0) * 1000)
+        # The statement has committed. Nothing from here on may retry it: errors are
+        # reported as "applied but not recorded", never as retryable.
+        try:
+            if stmt.index_name and stmt.non_transactional != "DROP INDEX CONCURRENTLY":
+                if self._index_valid(a, stmt.index_name) is False:
+                    raise ExecutionError(
+                        f"index {stmt.index_name} was built INVALID",
+                        location=location_of(a.file, stmt.start),
+                        hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
+                    )
+            self._record_non_tx(a, ms)
+        except Retryable as e:
+            raise self._unrecorded(a, e.error) from None
+        except ExecutionError as e:
+            if e.message.startswith("index "):
+                raise
+            raise self._unrecorded(a, e) from None
+        except MigrationError as e:
+            raise self._unrecorded(a, e) from None
+        self.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
+                  f"{stmt.non_transactional or 'declared'})")
+        return {"file": a.file.name, "durationMs": ms, "transactional": False}
+
+    def _record_non_tx(self, a: Analysis, ms: int) -> None:
+        """The history row of a committed non-transactional migration, durably, a few tries.
+
+        Its own short timeouts, not the run's deadline: giving up here would leave an applied
+        migration unrecorded, which the next run would apply again.
+        """
+        assert self.conn is not None
+        pieces = [Piece("BEGIN"), Piece("SET LOCAL synchronous_commit = on"),
+                  Piece("SET LOCAL lock_timeout = '5s'"),
+                  Piece("SET LOCAL statement_timeout = '30s'"),
+                  self._history_piece(a, ms, on_conflict_nothing=True), Piece("COMMIT"),
+                  Piece("RESET lock_timeout"), Piece("RESET statement_timeout")]
+        for attempt in range(3):
+            try:
+                batch.run(self.conn, pieces)
+                return
+            except batch.BatchFailure as f:
+                self._rollback()
+                if f.lost_connection or f.sqlstate not in RETRYABLE or attempt == 2:
+                    raise ExecutionError(self.redact(f.message), location=Location(a.file.name),
+                                         sqlstate=f.sqlstate) from None
+                time.sleep(0.2 * (attempt + 1))
+
+    def _unrecorded(self, a: Analysis, e: MigrationError) -> ExecutionError:
+        assert self.conn is not None
+        row = self._history_piece(a, 0, on_conflict_nothing=True).sql
+        return ExecutionError(
+            f"{a.file.name} was APPLIED but is NOT recorded in the history: {e.message}",
+            location=Location(a.file.name), sqlstate=e.sqlstate,
+            hint=f"record it before rerunning, or it runs again: {row}")
+
+    def _index_valid(self, a: Analysis, name: str) -> bool | None:
+        from psycopg import sql
+
+        schema, _, ident = name.rpartition(".")
+        target = sql.Identifier(schema, ident) if schema else sql.Identifier(ident)
+        assert self.conn is not None
+        query = sql.SQL("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = "
+                        "to_regclass({})").format(sql.Literal(target.as_string(self.conn)))
+        rows = self._query(a, query.as_string(self.conn))
+        return None if not rows else rows[0][0] == "t"
+
+    def _drop_invalid_index(self, a: Analysis, name: str) -> None:
+        # A killed or failed concurrent build leaves an INVALID index behind; IF NOT EXISTS
+        # would skip it silently and leave the table without a usable index.
+        if self._index_valid(a, name) is False:
+            assert self.conn is not None
+            from psycopg import sql
+
+            self.echo(f"  dropping INVALID index {name} left by an earlier failed build")
+            self._query(a, sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                sql.Identifier(*name.split("."))).as_string(self.conn))
+
+    def _query(self, a: Analysis, text: str) -> list[tuple[Any, ...]]:
+        """One statement of the runner's own, classified and bounded like a migration's."""
+        assert self.conn is not None
+        try:
+            return batch.run(self.conn, [Piece(text)], deadline=self.deadline)[0]
+        except batch.BatchFailure as f:
+            raise self._sql_error(a, f) from None
+
