@@ -205,9 +205,12 @@ def _runner_backend(url: str, purpose: str = "migrate", wait_s: float = 10.0) ->
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         with psycopg.connect(url, autocommit=True) as conn:
+            # In the migration's own statement (every test here sleeps), not in the runner's
+            # lock or bookkeeping queries, which are briefly active too.
             row = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND state = "
-                "'active'", (f"gated-release-migration:{purpose}",)).fetchone()
+                "'active' AND query LIKE %s", (f"gated-release-migration:{purpose}",
+                                               "%pg_sleep%")).fetchone()
         if row:
             return int(row[0])
         time.sleep(0.05)
