@@ -117,6 +117,18 @@ def _defnames(items: list[Any] | None) -> list[str]:
     return [str(i.get("DefElem", {}).get("defname", "")) for i in items or ()]
 
 
+def _fk_targets(node: dict[str, Any]) -> str | None:
+    """The tables a new table's foreign keys reference: they are what gets locked."""
+    names = []
+    for e in node.get("tableElts") or ():
+        for c in [e, *e.get("ColumnDef", {}).get("constraints", ())]:
+            pk = c.get("Constraint", {}).get("pktable") if _is_fk(c) else None
+            if pk and pk.get("relname"):
+                names.append(f"{pk['schemaname']}.{pk['relname']}" if pk.get("schemaname")
+                             else str(pk["relname"]))
+    return ", ".join(dict.fromkeys(names)) or None
+
+
 def _is_fk(item: dict[str, Any]) -> bool:
     return bool(item.get("Constraint", {}).get("contype") == "CONSTR_FOREIGN")
 
@@ -252,7 +264,9 @@ def analyze(mf: MigrationFile) -> Analysis:
         stmts.append(
             Statement(
                 index=i, start=start, end=end, line=line, column=col, kind=kind, sql=snippet,
-                non_transactional=reason, lock=lock, target=_name(node), tx_control=tx,
+                non_transactional=reason, lock=lock,
+                target=_fk_targets(node) if kind == "CreateStmt" and lock != "NONE"
+                else _name(node), tx_control=tx,
                 enum_added=enum_added, index_name=index_name,
                 client_copy=kind == "CopyStmt" and not node.get("filename")
                 and not node.get("is_program"),

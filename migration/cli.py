@@ -200,6 +200,7 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
             "selfWrapped": a.self_wrapped, "nonTransactionalFrom": a.detected_from,
             "statements": [{"line": st.line, "kind": st.kind, "lock": st.lock,
                             "target": st.target, "nonTransactional": st.non_transactional,
+                            "replacedByRunner": a.self_wrapped and st.tx_control is not None,
                             "sql": st.sql[:500]} for st in a.statements]})
     if s.json:
         print(json.dumps({"pending": out, "groups": [[a.file.name for a in g.migrations]
@@ -214,10 +215,18 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
         print(f"{m['file']}  ({tx})")
         for st in m["statements"]:
             first = " ".join(str(st["sql"]).split())[:70]
-            lock_ = st["lock"] if st["lock"] != "NONE" else "no table lock"
+            if st["replacedByRunner"]:
+                print(f"    line {st['line']:>4}  (the file's own {first}: the runner's "
+                      "transaction replaces it)")
+                continue
+            if st["lock"] != "NONE":
+                lock_ = st["lock"] + (f" on {st['target']}" if st["target"] else "")
+            elif st["kind"] == "CreateStmt":
+                lock_ = f"new table {st['target']}"
+            else:
+                lock_ = "no table lock"
             mark = "  !" if st["lock"] == "ACCESS EXCLUSIVE" else "   "
-            tgt = f" on {st['target']}" if st["target"] else ""
-            print(f"{mark} line {st['line']:>4}  {lock_}{tgt}: {first}")
+            print(f"{mark} line {st['line']:>4}  {lock_}: {first}")
     for b in boundaries:
         print(f"boundary before {b['before']}: {b['reason']}")
     return 0

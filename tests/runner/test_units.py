@@ -162,3 +162,16 @@ def test_embedded_start_failure_is_one_clear_line(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "the embedded PostgreSQL under" in lines[0], res.stderr
+
+
+def test_plan_names_the_locked_tables(tmp_path: Path) -> None:
+    from migration.analysis import analyze
+    from migration.source import MigrationFile
+
+    p = tmp_path / "0001_x.sql"
+    p.write_text("BEGIN;\nCREATE TABLE d (id int, u int REFERENCES app.users (id));\n"
+                 "ALTER TABLE d ADD COLUMN x int;\nCOMMIT;\n", encoding="utf-8")
+    a = analyze(MigrationFile("0001_x.sql", "0001", p))
+    assert a.self_wrapped and [s.kind for s in a.body] == ["CreateStmt", "AlterTableStmt"]
+    assert [(s.lock, s.target) for s in a.body] == [
+        ("SHARE ROW EXCLUSIVE", "app.users"), ("ACCESS EXCLUSIVE", "d")]
