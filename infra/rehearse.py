@@ -175,6 +175,7 @@ def rehearse(args: argparse.Namespace) -> int:
         return completed.returncode
     print("rehearsal OK" if status.returncode == 0
           else f"rehearsal: status exited {status.returncode}")
+    print("(the embedded PostgreSQL keeps running for the next command; `make clean` stops it)")
     return status.returncode
 
 
