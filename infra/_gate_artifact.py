@@ -23,6 +23,10 @@ MAX_LINE = 2000
 MAX_REASON = 4000
 _SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 
+# schemas/migration.schema.json, executionStatus
+EXECUTION_STATUSES = frozenset({"Succeeded", "Failed", "Stopped", "Degraded", "Unknown",
+                                "Running", "Processing", "TimedOut", "Skipped"})
+
 
 def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
@@ -154,8 +158,10 @@ class ArtifactBuilder:
     ) -> None:
         if not self.timeline or self.timeline[-1]["status"] != status:
             self.event(status, at, reason)
+        # ARM may report a status the schema does not list (e.g. Pending): the timeline keeps
+        # the raw one, the summary field stays within the schema.
         self._final = {
-            "executionStatus": status,
+            "executionStatus": status if status in EXECUTION_STATUSES else "Unknown",
             "reasonCode": code,
             "reason": reason[:MAX_REASON] if reason else None,
             "finishedAt": _iso(at),

@@ -177,7 +177,10 @@ def _arm_client(req: GateRequest, credential: TokenCredential, options: Mapping[
 
     subscription, _, _ = req.job
     scope = "https://management.azure.com/.default"
-    kwargs: dict[str, Any] = {"polling_interval": req.poll_initial_seconds, **options}
+    # The token's audience follows the endpoint (sovereign clouds), not the public default.
+    kwargs: dict[str, Any] = {"polling_interval": req.poll_initial_seconds,
+                              "credential_scopes": [req.arm_endpoint.rstrip("/") + "/.default"],
+                              **options}
     if _is_loopback(req.arm_endpoint):
         kwargs.setdefault("authentication_policy", LoopbackBearerPolicy(credential, scope))
     return ContainerAppsAPIClient(credential, subscription, base_url=req.arm_endpoint, **kwargs)
@@ -203,8 +206,20 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _execution_names(client: Any, req: GateRequest) -> set[str]:
+    return set(_executions(client, req))
+
+
+def _executions(client: Any, req: GateRequest) -> dict[str, str]:
+    """Every execution of the job: name -> status."""
     _, rg, job = req.job
-    return {str(e.name) for e in client.jobs_executions.list(rg, job) if e.name}
+    return {str(e.name): _status_of(e) for e in client.jobs_executions.list(rg, job) if e.name}
+
+
+def _status_of(execution: Any) -> str:
+    props = getattr(execution, "properties", None)
+    raw = getattr(props, "status", None) if props is not None else None
+    # the SDK returns a str-enum for known statuses and a plain str for new ones
+    return str(getattr(raw, "value", raw) or "Unknown")
 
 
 def _start(client: Any, req: GateRequest, remaining: float) -> str | None:
@@ -293,7 +308,8 @@ def _fetch_logs(
     query = (
         "ContainerAppConsoleLogs_CL"
         f" | where ContainerJobName_s == '{job}' and ContainerGroupName_s startswith '{execution}'"
-        " | project TimeGenerated, Log_s | order by TimeGenerated asc | take 200"
+        # The newest 200 (the runner's JSON summary is its last line), put back in order below.
+        " | project TimeGenerated, Log_s | order by TimeGenerated desc | take 200"
     )
     deadline = clock.monotonic() + req.logs_wait_seconds
     delay = max(req.poll_initial_seconds, 0.0)
@@ -306,7 +322,7 @@ def _fetch_logs(
         if response.status == LogsQueryStatus.SUCCESS:
             lines = [str(row[1]) for table in response.tables for row in table.rows]
             if lines:
-                return lines
+                return lines[::-1]
         if clock.monotonic() + delay > deadline:
             return None
         clock.sleep(delay)
@@ -359,18 +375,29 @@ def _begin(run: _Run, credential: TokenCredential, options: Mapping[str, Any]) -
     run.artifact.event("Starting", clock.now(), f"job {job}, image {req.image or 'of the job'}")
     try:
         run.client = _arm_client(req, credential, options)
-        before = _execution_names(run.client, req)
+        existing = _executions(run.client, req)
     except Exception as exc:
         raise run.fail(
             "start-failed", "Unknown", f"listing the job's executions failed: {_describe(exc)}"
         ) from exc
+    before = set(existing)
+    # An execution still running (a CI run cancelled or killed mid-gate, whose provider host
+    # could not stop it, or a manual start) must finish or be stopped first: never a second
+    # migration next to it.
+    running = sorted(n for n, status in existing.items() if status in KEEP_POLLING)
+    if running:
+        raise run.fail(
+            "start-failed", "Unknown",
+            f"execution(s) {', '.join(running)} of the migration job are still running; wait "
+            "for them or stop them (az containerapp job stop), then rerun `pulumi up`")
     try:
         named = _start(run.client, req, run.remaining())
     except BaseException as exc:
         reason = f"starting the migration job failed: {_describe(exc)}"
         # the POST may have been accepted before the failure or abort: stop what it started
         try:
-            orphan, _ = _new_execution(run.client, req, before, clock, 0.0)
+            orphan, _ = _new_execution(run.client, req, before, clock,
+                                       min(req.appear_wait_seconds, req.stop_wait_seconds))
         except Exception:
             orphan = None
         if orphan is not None:
@@ -471,7 +498,11 @@ def run_gate(
         run.fail("execution-unknown", run.status or "Unknown", reason + run.stop())
         raise
 
-    logs = _fetch_logs(req, execution, credential, clock, logs_client_options or {})
+    try:
+        logs = _fetch_logs(req, execution, credential, clock, logs_client_options or {})
+    except Exception as exc:  # the verdict stands without logs; the artifact must be written
+        log.warning("fetching the execution's logs failed: %s", _describe(exc))
+        logs = None
     if logs is not None:
         run.artifact.set_logs(logs, "log-analytics")
     else:

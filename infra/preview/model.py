@@ -26,6 +26,9 @@ LIMITS = (
     "invokes get offline placeholders (listed below); a StackReference reads the outputs given "
     "with --stack-outputs, or none (a stack never deployed)",
     "encrypted (secure:) stack config cannot be decrypted and is passed as '[secret]'",
+    "AnalyzeStack gets the registered inputs; the engine sends each resource's outputs (for an "
+    "unchanged resource on a deployed stack, the state's Azure-shaped values), so stack policies "
+    "that read provider-computed fields would see them only under the CLI",
 )
 
 

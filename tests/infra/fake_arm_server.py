@@ -219,6 +219,13 @@ class FakeArm:
                 [f"2030-01-01T00:00:{i:02d}Z", line]
                 for i, line in enumerate(self.scenario.log_lines)
             ]
+            # Honour the query's order and limit, as Log Analytics does.
+            kql = str((body or {}).get("query", ""))
+            if "order by TimeGenerated desc" in kql:
+                rows.reverse()
+            take = re.search(r"\btake (\d+)", kql)
+            if take:
+                rows = rows[: int(take.group(1))]
             return (
                 200,
                 {},

@@ -432,3 +432,48 @@ def test_bearer_token_over_http_is_refused_for_a_remote_host(
     assert info.value.code == "start-failed"
     assert "non-TLS" in str(info.value)
     assert fake.requests == []
+
+
+def test_never_starts_next_to_an_execution_still_running(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    # e.g. a CI run cancelled mid-gate: its provider host was killed and could not stop it
+    scenario = Scenario(existing=[old_execution("gr-dev-migrate-left001", "Running",
+                                                "2029-12-31T00:00:00Z")])
+    with FakeArm(scenario) as fake, pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path), credential, clock)
+    assert info.value.code == "start-failed"
+    assert "gr-dev-migrate-left001" in str(info.value)
+    assert fake.count("start") == 0
+    assert artifact(tmp_path)["reasonCode"] == "start-failed"
+
+
+def test_the_log_tail_is_kept_and_the_runner_summary_adopted(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    summary = {"schemaVersion": 1, "releaseSha": SHA, "reasonCode": None, "reason": None,
+               "executionSummary": {"applied": [], "pending": [], "skipped": [],
+                                    "failing": None},
+               "lockWaitMs": 42, "blockers": []}
+    lines = [f"  applied {i:04d}_m.sql (1 ms)" for i in range(500)] + [json.dumps(summary)]
+    with FakeArm(Scenario(statuses=["Succeeded"], log_lines=lines)) as fake:
+        gate(request(fake, tmp_path, workspace_id="6a1f0f8e-0000-4000-8000-000000000001"),
+             credential, clock)
+    doc = artifact(tmp_path)
+    assert doc["logs"][-1] == json.dumps(summary) and len(doc["logs"]) == 200
+    assert doc["logs"][0] == "  applied 0301_m.sql (1 ms)"
+    assert doc["lockWaitMs"] == 42
+
+
+def test_a_status_outside_the_schema_still_writes_a_valid_artifact(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from infra._gate_artifact import ArtifactBuilder
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    builder = ArtifactBuilder(SHA, "dev", started_at=now)
+    builder.event("Pending", now)  # a status ARM may add that the schema does not list
+    builder.finish("Pending", "azure-api-error", "reading the job execution failed", now, 10)
+    doc = validate_file(builder.write(tmp_path))
+    assert doc["executionStatus"] == "Unknown"
+    assert [e["status"] for e in doc["statusTimeline"]] == ["Pending"]
