@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis, analyze
 from .errors import CheckError, Location, MigrationError
 from .source import MigrationFile
+
+if TYPE_CHECKING:
+    from .tables import Tables
 
 
 @dataclass(frozen=True)
@@ -68,23 +72,10 @@ def check(
         seen[key] = f.name
 
     by_name = {f.name: f for f in files}
-    for name, row in applied.items():
-        mf = by_name.get(name)
-        if mf is None:
-            warnings.append(f"{name} is applied but its file is missing from the directory")
-            continue
-        try:
-            current = mf.checksum
-        except MigrationError as e:
-            problems.append(e)
-            continue
-        if current != row.checksum:
-            problems.append(MigrationError(
-                f"edited after it was applied (applied checksum {row.checksum[:12]}, "
-                f"file now {current[:12]})",
-                location=Location(name),
-                hint="restore the applied text; a fix is a new migration (forward-first)",
-            ))
+    missing, edited = applied_drift(files, applied)
+    warnings += [f"{name} is applied but its file is missing from the directory"
+                 for name in missing]
+    problems += edited.values()
 
     pending = [f for f in files if f.name not in applied]
     if check_order and applied and pending:
@@ -114,6 +105,44 @@ def check(
         analyses[f.name] = a
         problems.extend(_same_file_enum_use(a))
     return CheckResult(files, pending, analyses, problems, warnings)
+
+
+def read_applied(conn: Any, tables: Tables) -> dict[str, Applied]:
+    """The history table's rows by name ({} when the table does not exist yet)."""
+    from .tables import exists
+
+    if not exists(conn, tables.schema, tables.history):
+        return {}
+    return {r[0]: Applied(*r) for r in conn.execute(tables.select_applied()).fetchall()}
+
+
+def applied_drift(files: list[MigrationFile], applied: Mapping[str, Applied]
+                  ) -> tuple[list[str], dict[str, MigrationError]]:
+    """Applied migrations whose file is missing, and those whose file changed since (by name).
+
+    An unreadable file (not UTF-8) counts as changed: its error says why.
+    """
+    by_name = {f.name: f for f in files}
+    missing: list[str] = []
+    edited: dict[str, MigrationError] = {}
+    for name, row in applied.items():
+        mf = by_name.get(name)
+        if mf is None:
+            missing.append(name)
+            continue
+        try:
+            current = mf.checksum
+        except MigrationError as e:
+            edited[name] = e
+            continue
+        if current != row.checksum:
+            edited[name] = MigrationError(
+                f"edited after it was applied (applied checksum {row.checksum[:12]}, "
+                f"file now {current[:12]})",
+                location=Location(name),
+                hint="restore the applied text; a fix is a new migration (forward-first)",
+            )
+    return missing, edited
 
 
 def _same_file_enum_use(a: Analysis) -> list[MigrationError]:

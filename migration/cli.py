@@ -168,18 +168,14 @@ def cmd_check(s: Settings, args: argparse.Namespace) -> int:
 
 
 def _read_applied(s: Settings) -> dict[str, Any]:
-    from .checker import Applied
+    from .checker import read_applied
     from .connection import connect, embedded_url
     from .redact import Redactor, password_of
-    from .tables import Tables, exists
+    from .tables import Tables
 
     url = s.database_url or embedded_url(s.embedded_dir)
-    t = Tables(s.schema, s.history_table, s.run_log_table)
     with connect(url, Redactor(password_of(url)), autocommit=True, purpose="check") as conn:
-        if not exists(conn, s.schema, s.history_table):
-            return {}
-        rows = conn.execute(t.select_applied()).fetchall()
-    return {r[0]: Applied(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows}
+        return read_applied(conn, Tables(s.schema, s.history_table, s.run_log_table))
 
 
 def cmd_plan(s: Settings, args: argparse.Namespace) -> int:

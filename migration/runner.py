@@ -39,7 +39,7 @@ from . import artifact, batch, diagnosis, lock
 from .analysis import Analysis
 from .batch import Piece
 from .blockers import BlockerWatch, snapshot
-from .checker import Applied, check
+from .checker import Applied, check, read_applied
 from .connection import connect, embedded_url, host_name, verify_session_pinned
 from .diagnosis import Retryable
 from .errors import (
@@ -57,7 +57,7 @@ from .redact import Redactor, password_of
 from .runlog import RunLog, ensure_tables
 from .settings import Settings
 from .source import discover
-from .tables import Tables, exists
+from .tables import Tables
 
 Echo = Callable[[str], None]
 
@@ -248,8 +248,7 @@ class Run(NonTransactional):
 
     def _read_history(self) -> dict[str, Applied]:
         assert self.conn is not None
-        rows = self.conn.execute(self.tables.select_applied()).fetchall()
-        return {r[0]: Applied(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows}
+        return read_applied(self.conn, self.tables)
 
     # -- applying -------------------------------------------------------------------
     def _timeouts(self) -> tuple[int, int, bool]:
@@ -439,8 +438,4 @@ def up(settings: Settings, echo: Echo) -> tuple[artifact.Report, MigrationError 
     run = Run(settings, echo)
     rep = run.execute()
     return rep, run.last_error
-
-
-def history_exists(conn: psycopg.Connection[Any], tables: Tables) -> bool:
-    return exists(conn, tables.schema, tables.history)
 

@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .checker import applied_drift, read_applied
 from .connection import connect, embedded_url
 from .errors import MigrationError
 from .redact import Redactor, password_of
@@ -370,20 +371,11 @@ def _read(conn: psycopg.Connection[Any], s: Settings, files: list[MigrationFile]
     assert row is not None
     now: datetime = row[0]
 
-    applied: dict[str, str] = {}
-    if exists(conn, s.schema, s.history_table):
-        applied = {r[0]: r[2] for r in conn.execute(t.select_applied()).fetchall()}
-    by_name = {f.name: f for f in files}
+    applied = read_applied(conn, t)
     pending = tuple(f for f in files if f.name not in applied) if files_error is None else ()
-    missing = tuple(n for n in applied if n not in by_name) if files_error is None else ()
-    edited: list[str] = []
-    for name, checksum in applied.items():
-        f = by_name.get(name)
-        try:
-            if f is not None and f.checksum != checksum:
-                edited.append(name)
-        except MigrationError:
-            edited.append(name)
+    missing_names, edited_errors = applied_drift(files, applied)
+    missing = tuple(missing_names) if files_error is None else ()
+    edited = list(edited_errors)
 
     table = f"{s.schema}.{s.run_log_table}"
     recent_rows: tuple[RunRow, ...] = ()

@@ -80,14 +80,8 @@ CREATE INDEX IF NOT EXISTS {idx} ON {t} (started_at DESC)"""
 
     def select_applied(self) -> sql.Composed:
         return sql.SQL(
-            "SELECT name, version, checksum, applied_at, duration_ms, release_sha, transactional"
+            "SELECT name, version, checksum, duration_ms, release_sha, transactional"
             " FROM {t} ORDER BY applied_at, name"
-        ).format(t=self.history_id)
-
-    def insert_applied(self) -> sql.Composed:
-        return sql.SQL(
-            "INSERT INTO {t} (name, version, checksum, duration_ms, release_sha, transactional,"
-            " run_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
         ).format(t=self.history_id)
 
     def insert_applied_literal(self, values: tuple[object, ...],
@@ -126,13 +120,6 @@ CREATE INDEX IF NOT EXISTS {idx} ON {t} (started_at DESC)"""
             " AND (backend_pid IS NULL OR backend_pid NOT IN"
             " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))"
             " RETURNING id, run_id"
-        ).format(t=self.run_log_id)
-
-    def recent_runs(self) -> sql.Composed:
-        return sql.SQL(
-            "SELECT id, run_id, attempt, status, started_at, finished_at, lock_wait_ms, sqlstate,"
-            " message, migration, release_sha, host, runner, blockers"
-            " FROM {t} ORDER BY started_at DESC, id DESC LIMIT %s"
         ).format(t=self.run_log_id)
 
 
