@@ -71,23 +71,23 @@ class NonTransactional:
         ms = int((time.monotonic() - t0) * 1000)
         # The statement has committed. Nothing from here on may retry it: errors are
         # reported as "applied but not recorded", never as retryable.
+        valid = None
         try:
             if stmt.index_name and stmt.non_transactional != "DROP INDEX CONCURRENTLY":
-                if self._index_valid(a, stmt.index_name) is False:
-                    raise ExecutionError(
-                        f"index {stmt.index_name} was built INVALID",
-                        location=location_of(a.file, stmt.start),
-                        hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
-                    )
-            self._record_non_tx(a, ms)
+                valid = self._index_valid(a, stmt.index_name)
+            if valid is not False:
+                self._record_non_tx(a, ms)
         except Retryable as e:
             raise self._unrecorded(a, e.error) from None
-        except ExecutionError as e:
-            if e.message.startswith("index "):
-                raise
-            raise self._unrecorded(a, e) from None
         except MigrationError as e:
             raise self._unrecorded(a, e) from None
+        if valid is False:
+            # Not recorded on purpose: the next run drops the INVALID index and builds again.
+            raise ExecutionError(
+                f"index {stmt.index_name} was built INVALID",
+                location=location_of(a.file, stmt.start),
+                hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
+            )
         self.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
                   f"{stmt.non_transactional or 'declared'})")
         return {"file": a.file.name, "durationMs": ms, "transactional": False}
