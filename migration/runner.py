@@ -148,17 +148,17 @@ class Run(NonTransactional):
         assert self.conn is not None and self.runlog is not None
         lock_wait = 0
         if s.lock:
+            key = lock.lock_key(s.schema, s.history_table)
             waited_from = time.monotonic()
             try:
-                lock_wait = lock.acquire(self.conn, lock.lock_key(s.schema, s.history_table),
-                                         self.deadline)
+                lock_wait = lock.acquire(self.conn, key, self.deadline)
             except MigrationError as e:
                 waited = int((time.monotonic() - waited_from) * 1000)
                 r.lock_wait_ms = waited
                 self.runlog.record("LOCK_TIMEOUT", message=str(e), backend_pid=self.pid,
                                    lock_wait_ms=waited)
                 raise
-            verify_session_pinned(self.conn, lock.lock_key(s.schema, s.history_table))
+            verify_session_pinned(self.conn, key)
             self.echo(f"runner lock acquired after {lock_wait} ms")
         r.lock_wait_ms = lock_wait
         self.runlog.start(backend_pid=self.pid, lock_wait_ms=lock_wait)
