@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser rehearse test check lint typecheck bench clean
+.PHONY: venv browser node-tools rehearse test check lint typecheck bench clean
 
 venv: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 rehearse: venv
 	$(PY) -m infra.rehearse
 
-test: venv browser
+test: venv browser node-tools
 	$(PY) -m pytest
 
 # The dashboard test drives a real headless browser: Debian's chromium, installed when missing
@@ -29,6 +29,16 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The other tools' real releases from npm (node-pg-migrate, drizzle-orm), for the adoption
+# tests and the bench; pinned by tests/realtools/package-lock.json.
+NODE_TOOLS := tests/realtools/node_modules/.package-lock.json
+node-tools: $(NODE_TOOLS)
+
+$(NODE_TOOLS): tests/realtools/package.json tests/realtools/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found (Node.js 20+ is needed for the real-tool tests)" >&2; exit 2; }
+	npm ci --prefix tests/realtools --no-audit --no-fund --loglevel=error
+	@touch $(NODE_TOOLS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
@@ -37,7 +47,7 @@ typecheck: venv
 
 check: lint typecheck test
 
-bench: venv
+bench: venv node-tools
 	$(PY) -m bench
 	$(PY) bench/preview_bench.py
 
