@@ -1,22 +1,24 @@
 # The release image: ONE artifact per commit, deployed by digest to the migration job and to
-# every app. The role is chosen by the command (see README "The release image contract"):
-# the job runs `python -m migration up ...`, the apps run their server. Nothing here migrates
-# at start-up: there is deliberately no ENTRYPOINT.
+# every app. The role is chosen by the command (docs/apps.md, "The release image contract"):
+# the job runs `python -m migration up ...`, the apps run what their spec in Pulumi.<stack>.yaml
+# names (`python -m sample_app` here). Nothing here migrates at start-up: there is deliberately
+# no ENTRYPOINT.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-# The runner (psycopg + pglast only; no Pulumi, no embedded PostgreSQL in the image).
+# The runner (psycopg + pglast only; no Pulumi, no embedded PostgreSQL in the image) and the
+# sample app (standard library + psycopg), installed from the project.
 COPY pyproject.toml README.md ./
 COPY migration/ migration/
-RUN pip install . gunicorn uvicorn
+COPY sample_app/ sample_app/
+RUN pip install .
 
 # The application's ordered migrations, read by the job from MIGRATION_DIR=/app/db/migrations.
 COPY db/migrations/ db/migrations/
-# Your application code goes here, e.g.: COPY app/ app/
 
 USER 10001
 EXPOSE 8000
-# The ops endpoint is a safe default; each app sets its own command in the Pulumi program.
-CMD ["python", "-m", "migration", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# Each app and the job pass their own command; this default serves the sample app.
+CMD ["python", "-m", "sample_app"]

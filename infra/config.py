@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from infra.appspec import SECRET_URI, SIZES, AppDefaults, AppSpec, ContainerSize, parse_apps
 from infra.errors import ConfigError
 
 __all__ = [
@@ -53,39 +54,13 @@ _IMAGE = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_.-]{1,128}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 _ARM_ID = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/.+/[^/]+$")
-_SECRET_URI = re.compile(
-    r"^https://[a-z0-9-]{3,24}\.vault\.azure\.(net|cn|us)/secrets/[A-Za-z0-9-]+(/[0-9a-f]{32})?$"
-)
+_SECRET_URI = SECRET_URI
 _PG_DURATION = re.compile(r"^[0-9]+(us|ms|s|min|h|d)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
 _URL_ROOT = re.compile(r"^https?://[^\s/]+/?$")
 # plain http is for a local test server only; a bearer token never crosses the network in clear
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-@dataclass(frozen=True)
-class ContainerSize:
-    """CPU cores and memory of one container (ACA's allowed consumption pairs)."""
-
-    cpu: float
-    memory: str
-
-
-SIZES: Mapping[str, ContainerSize] = {
-    "small": ContainerSize(0.25, "0.5Gi"),
-    "medium": ContainerSize(0.5, "1Gi"),
-    "large": ContainerSize(1.0, "2Gi"),
-}
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    """One container app of the stack."""
-
-    name: str
-    size: ContainerSize
-    ingress: bool
 
 
 @dataclass(frozen=True)
@@ -99,20 +74,17 @@ class StackConfig:
     registry_id: str
     key_vault_id: str
     database_url_secret_uri: str
-    ops_token_secret_uri: str
     location: str
     name_prefix: str
     apps: tuple[AppSpec, ...]
-    target_port: int
-    health_path: str
-    min_replicas: int
-    max_replicas: int
     migration_timeout_seconds: int
     migration_timeout_margin_seconds: int
     gate_start_allowance_seconds: int
     migration_lock_timeout: str
     migration_statement_timeout: str
     migration_single_transaction: bool
+    migration_command: tuple[str, ...]  # empty: the runner's own command
+    migration_args: tuple[str, ...]
     migration_job_size: ContainerSize
     log_retention_days: int
     gate_logs_from_workspace: bool
@@ -175,14 +147,18 @@ class _Reader:
         if unknown:
             self.fail(unknown[0], "a key declared in Pulumi.yaml (unknown key; typo?)")
 
-    def fail(self, key: str, expected: str, got: Any = None) -> NoReturn:
+    def fail(self, key: str, expected: str, got: Any = None, field: str | None = None) -> NoReturn:
         shown = "" if got is None else f", got {got!r}"
+        where = f"{key}.{field}" if field else key
+        fix = (f"fix it under {PROJECT}:{key} in Pulumi.{self.stack}.yaml" if field
+               else f"fix it with: pulumi config set {key} <value> --stack {self.stack}")
+        context = {"key": key, "stack": self.stack}
+        if field:
+            context["field"] = field
         raise ConfigError(
             "config-invalid",
-            f"{PROJECT}:{key} in stack '{self.stack}' must be {expected}{shown}; "
-            f"fix it with: pulumi config set {key} <value> --stack {self.stack}",
-            key=key,
-            stack=self.stack,
+            f"{PROJECT}:{where} in stack '{self.stack}' must be {expected}{shown}; {fix}",
+            **context,
         )
 
     def _value(self, key: str) -> Any:
@@ -252,22 +228,25 @@ class _Reader:
 
 
 def _apps(r: _Reader) -> tuple[AppSpec, ...]:
-    default_size = r.size("defaultAppSize")
-    ingress = set(r.strings("ingressApps"))
-    specs: list[AppSpec] = []
-    for item in r.strings("apps"):
-        name, _, size = item.partition(":")
-        if not _NAME.match(name) or (size and size not in SIZES):
-            r.fail("apps", 'a list of "name" or "name:size" (size: small, medium, large)', item)
-        if any(s.name == name for s in specs):
-            r.fail("apps", "a list of distinct app names", item)
-        specs.append(AppSpec(name, SIZES[size] if size else default_size, name in ingress))
-    if not specs:
-        r.fail("apps", "a non-empty list of app names", [])
-    names = {s.name for s in specs}
-    if not ingress <= names:
-        r.fail("ingressApps", f"a subset of apps {sorted(names)}", sorted(ingress))
-    return tuple(specs)
+    value = r._value("apps")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            r.fail("apps", "a JSON map of app name to spec", value)
+    min_replicas = r.integer("minReplicas", (0, 30))
+    max_replicas = r.integer("maxReplicas", (1, 300))
+    if max_replicas < min_replicas:
+        r.fail("maxReplicas", f"at least minReplicas ({min_replicas})", max_replicas)
+    defaults = AppDefaults(
+        target_port=r.integer("targetPort", (1, 65535)),
+        health_path=r.string("healthPath", re.compile(r"^/[A-Za-z0-9/._-]*$"),
+                             "an absolute URL path"),
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        size=r.size("defaultAppSize"),
+    )
+    return parse_apps(value, defaults, r.fail)
 
 
 def _arm_endpoint(r: _Reader) -> str:
@@ -325,11 +304,6 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
             "short enough that <prefix>-<stack>-<app> fits ACA's 32 characters",
             prefix,
         )
-    min_replicas = r.integer("minReplicas", (0, 30))
-    max_replicas = r.integer("maxReplicas", (1, 300))
-    if max_replicas < min_replicas:
-        r.fail("maxReplicas", f"at least minReplicas ({min_replicas})", max_replicas)
-    health_path = r.string("healthPath", re.compile(r"^/[A-Za-z0-9/._-]*$"), "an absolute URL path")
     promotes_from = r.optional("promotesFrom", _STACK, "a stack name of this project")
     if promotes_from == stack:
         r.fail("promotesFrom", "another stack (a stack cannot promote from itself)", promotes_from)
@@ -342,14 +316,9 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         registry_id=r.string("registryId", _ARM_ID, arm_id),
         key_vault_id=r.string("keyVaultId", _ARM_ID, arm_id),
         database_url_secret_uri=r.string("databaseUrlSecretUri", _SECRET_URI, secret),
-        ops_token_secret_uri=r.string("opsTokenSecretUri", _SECRET_URI, secret),
         location=r.string("location", re.compile(r"^[a-z0-9]+$"), "an Azure region name"),
         name_prefix=prefix,
         apps=apps,
-        target_port=r.integer("targetPort", (1, 65535)),
-        health_path=health_path,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
         migration_timeout_seconds=r.integer("migrationTimeoutSeconds", MIGRATION_TIMEOUT_BOUNDS),
         migration_timeout_margin_seconds=r.integer(
             "migrationTimeoutMarginSeconds", MIGRATION_MARGIN_BOUNDS
@@ -364,6 +333,8 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
             "migrationStatementTimeout", _PG_DURATION, "a PostgreSQL duration (30s, 10min)"
         ),
         migration_single_transaction=r.boolean("migrationSingleTransaction"),
+        migration_command=tuple(r.strings("migrationCommand")),
+        migration_args=tuple(r.strings("migrationArgs")),
         migration_job_size=r.size("migrationJobSize"),
         log_retention_days=r.integer("logRetentionDays", RETENTION_BOUNDS),
         gate_logs_from_workspace=r.boolean("gateLogsFromWorkspace"),

@@ -99,8 +99,11 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         spec.name: AppService(
             spec.name,
             AppServiceArgs(
-                config=cfg,
                 spec=spec,
+                resource_name=cfg.resource_name(spec.name),
+                location=cfg.location,
+                registry_server=cfg.registry_server,
+                database_url_secret_uri=cfg.database_url_secret_uri,
                 resource_group_name=platform.resource_group_name,
                 environment_id=platform.environment_id,
                 identity_id=platform.identity_id,
@@ -118,7 +121,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "migrationStatus": migration.status,
         "migrationJobName": migration.job.name,
         "resourceGroupName": platform.resource_group_name,
-        "appUrls": {s.name: apps[s.name].fqdn for s in cfg.apps if s.ingress},
+        "appUrls": {s.name: apps[s.name].fqdn for s in cfg.apps if s.has_ingress},
     }
 
 

@@ -6,7 +6,6 @@ import pulumi
 from pulumi_azure_native import app
 
 DATABASE_URL_SECRET = "database-url"
-OPS_TOKEN_SECRET = "ops-migration-token"
 
 
 def identity(identity_id: pulumi.Input[str]) -> app.ManagedServiceIdentityArgs:

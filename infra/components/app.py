@@ -1,8 +1,10 @@
-"""One container app of the stack, rolled out only after the migration gate.
+"""One container app of the stack, described by its :class:`~infra.appspec.AppSpec`, rolled out
+only after the migration gate.
 
-Every app runs the release image with its own runtime command, never a migration: no init
-containers, no migrate command, ``WEB_DB_MIGRATE_ENABLED=0``. The app ``depends_on`` the
-``MigrationRun`` so a failed gate leaves the running revision untouched.
+The app runs the release image with the command its spec names (one image, role by command), never
+a migration: no init containers, ``WEB_DB_MIGRATE_ENABLED=0``, and the policy pack judges the
+command. Secrets reach it as Key Vault references read by the workload identity. The app
+``depends_on`` the ``MigrationRun`` so a failed gate leaves the running revision untouched.
 """
 
 from __future__ import annotations
@@ -13,47 +15,53 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import app
 
+from infra.appspec import AppSpec
 from infra.components._container import (
     DATABASE_URL_SECRET,
-    OPS_TOKEN_SECRET,
     identity,
     key_vault_secret,
     registry,
 )
-from infra.config import AppSpec, StackConfig
 
-__all__ = ["AppService", "AppServiceArgs", "runtime_command"]
-
-
-def runtime_command(name: str, port: int) -> list[str]:
-    """The runtime command of an app role (the same image, a different command per role)."""
-    bind = f"0.0.0.0:{port}"
-    if name == "api":
-        return [
-            "gunicorn",
-            "--bind",
-            bind,
-            "--workers",
-            "2",
-            "--worker-class",
-            "uvicorn.workers.UvicornWorker",
-            "app.api:app",
-        ]
-    if name == "web":
-        return ["gunicorn", "--bind", bind, "--workers", "2", "app.web:application"]
-    return ["python", "-m", f"app.{name.replace('-', '_')}"]
+__all__ = ["AppService", "AppServiceArgs"]
 
 
 @dataclass(frozen=True)
 class AppServiceArgs:
-    config: StackConfig
     spec: AppSpec
+    resource_name: str
+    location: str
+    registry_server: str
+    database_url_secret_uri: str
     resource_group_name: pulumi.Input[str]
     environment_id: pulumi.Input[str]
     identity_id: pulumi.Input[str]
     release_sha: pulumi.Input[str]
     image: pulumi.Input[str]
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+def _probes(spec: AppSpec) -> list[app.ContainerAppProbeArgs] | None:
+    if not spec.has_ingress:
+        return None
+    return [
+        app.ContainerAppProbeArgs(
+            type="Liveness",
+            http_get=app.ContainerAppProbeHttpGetArgs(path=spec.health_path, port=spec.target_port),
+            period_seconds=10,
+            failure_threshold=3,
+            initial_delay_seconds=5,
+        ),
+        app.ContainerAppProbeArgs(
+            type="Readiness",
+            http_get=app.ContainerAppProbeHttpGetArgs(
+                path=spec.readiness_path, port=spec.target_port
+            ),
+            period_seconds=5,
+            failure_threshold=3,
+            initial_delay_seconds=3,
+        ),
+    ]
 
 
 class AppService(pulumi.ComponentResource):
@@ -66,54 +74,37 @@ class AppService(pulumi.ComponentResource):
         self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("gated-release:infra:AppService", name, None, opts)
-        cfg, spec = args.config, args.spec
+        spec = args.spec
         secrets = [
-            key_vault_secret(DATABASE_URL_SECRET, cfg.database_url_secret_uri, args.identity_id)
+            key_vault_secret(DATABASE_URL_SECRET, args.database_url_secret_uri, args.identity_id)
         ]
         env = [
             app.EnvironmentVarArgs(name="DATABASE_URL", secret_ref=DATABASE_URL_SECRET),
             app.EnvironmentVarArgs(name="RELEASE_SHA", value=args.release_sha),
+            app.EnvironmentVarArgs(name="PORT", value=str(spec.target_port)),
             app.EnvironmentVarArgs(name="WEB_DB_MIGRATE_ENABLED", value="0"),
         ]
-        if spec.name == "api":
-            secrets.append(
-                key_vault_secret(OPS_TOKEN_SECRET, cfg.ops_token_secret_uri, args.identity_id)
-            )
-            env.append(
-                app.EnvironmentVarArgs(name="OPS_MIGRATION_TOKEN", secret_ref=OPS_TOKEN_SECRET)
-            )
-        probes = None
+        env += [app.EnvironmentVarArgs(name=k, value=v) for k, v in spec.env]
+        for env_name, uri in spec.secret_env:
+            secret = AppSpec.secret_name(env_name)
+            secrets.append(key_vault_secret(secret, uri, args.identity_id))
+            env.append(app.EnvironmentVarArgs(name=env_name, secret_ref=secret))
         ingress = None
-        if spec.ingress:
-            http = app.ContainerAppProbeHttpGetArgs(path=cfg.health_path, port=cfg.target_port)
-            probes = [
-                app.ContainerAppProbeArgs(
-                    type="Liveness",
-                    http_get=http,
-                    period_seconds=10,
-                    failure_threshold=3,
-                    initial_delay_seconds=5,
-                ),
-                app.ContainerAppProbeArgs(
-                    type="Readiness",
-                    http_get=http,
-                    period_seconds=5,
-                    failure_threshold=3,
-                    initial_delay_seconds=3,
-                ),
-            ]
-            ingress = app.IngressArgs(external=True, target_port=cfg.target_port, transport="auto")
+        if spec.has_ingress:
+            ingress = app.IngressArgs(
+                external=spec.ingress == "external", target_port=spec.target_port, transport="auto"
+            )
         self.app = app.ContainerApp(
             f"{name}-app",
-            container_app_name=cfg.resource_name(spec.name),
+            container_app_name=args.resource_name,
             resource_group_name=args.resource_group_name,
-            location=cfg.location,
+            location=args.location,
             managed_environment_id=args.environment_id,
             identity=identity(args.identity_id),
             configuration=app.ConfigurationArgs(
                 active_revisions_mode="Single",
                 ingress=ingress,
-                registries=[registry(cfg.registry_server, args.identity_id)],
+                registries=[registry(args.registry_server, args.identity_id)],
                 secrets=secrets,
             ),
             template=app.TemplateArgs(
@@ -121,15 +112,18 @@ class AppService(pulumi.ComponentResource):
                     app.ContainerArgs(
                         name=spec.name,
                         image=args.image,
-                        command=runtime_command(spec.name, cfg.target_port),
+                        command=list(spec.command),
+                        args=list(spec.args) or None,
                         env=env,
-                        probes=probes,
+                        probes=_probes(spec),
                         resources=app.ContainerResourcesArgs(
                             cpu=spec.size.cpu, memory=spec.size.memory
                         ),
                     )
                 ],
-                scale=app.ScaleArgs(min_replicas=cfg.min_replicas, max_replicas=cfg.max_replicas),
+                scale=app.ScaleArgs(
+                    min_replicas=spec.min_replicas, max_replicas=spec.max_replicas
+                ),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )

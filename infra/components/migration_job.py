@@ -5,7 +5,8 @@ runtime command): manual trigger, parallelism 1, one completion, no replica retr
 retries what is transient, since it knows which SQLSTATEs are), and a replica timeout equal to the
 migration deadline plus a margin. ``MigrationRun`` depends on the job and starts one execution per
 release with the job's own template (no override: the job carries the release image and env,
-``MIGRATION_RELEASE_SHA`` included); apps depend on ``MigrationRun``.
+``MIGRATION_RELEASE_SHA`` included); apps depend on ``MigrationRun``. The command defaults to the
+runner; a stack may name its own (``migrationCommand``), which gets the same env.
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ MIGRATION_DIR = "/app/db/migrations"
 
 
 def migration_command(cfg: StackConfig) -> list[str]:
-    command = ["python", "-m", "migration", "up", "--check-order", "--lock"]
-    if cfg.migration_single_transaction:
-        command.append("--single-transaction")
-    return command
+    """The job's command: the stack's own (``migrationCommand``) or the runner's, then
+    ``migrationArgs``. The pack judges whatever it is (single-run settings, one path)."""
+    if cfg.migration_command:
+        command = list(cfg.migration_command)
+    else:
+        command = ["python", "-m", "migration", "up", "--check-order", "--lock"]
+        if cfg.migration_single_transaction:
+            command.append("--single-transaction")
+    return [*command, *cfg.migration_args]
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ def api_url(outputs: Mapping[str, Any], stack: str, app: str = "api") -> str:
     urls = outputs.get("appUrls")
     fqdn = urls.get(app) if isinstance(urls, dict) else None
     if not fqdn:
-        raise PromoteError("no-app-url", f"stack {stack} exports no appUrls.{app}; is {app} in "
-                           "gated-release:ingressApps, and has the stack been deployed?",
+        raise PromoteError("no-app-url", f"stack {stack} exports no appUrls.{app}; does gated-release:apps.{app} "
+                           "have ingress, and has the stack been deployed?",
                            EXIT_BACKEND, stack=stack)
     fqdn = str(fqdn)
     return fqdn.rstrip("/") if fqdn.startswith(("http://", "https://")) else f"https://{fqdn}"

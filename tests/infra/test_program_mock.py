@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from infra import config
 from infra.errors import ConfigError, ReleaseError
-from tests.infra.program_harness import Run, run_program, stack_config
+from tests.infra.program_harness import ROOT, Run, run_program, stack_config
+
+NODE_STACK = ROOT / "tests" / "infra" / "stacks" / "Pulumi.node.yaml"
 
 STACKS = ["dev", "staging", "prod"]
 JOB = "azure-native:app:Job"
@@ -77,28 +80,37 @@ def test_apps_run_the_job_digest_with_another_command(deployed: tuple[str, Run])
     [job_container] = run.one(JOB).inputs["template"]["containers"]
     apps = run.of_type(APP)
     names = sorted(a.inputs["containerAppName"] for a in apps)
-    assert names == sorted(f"gr-{stack}-{a.split(':')[0]}" for a in raw["apps"])
+    assert names == sorted(f"gr-{stack}-{a}" for a in raw["apps"])
     for app in apps:
         template = app.inputs["template"]
         assert "initContainers" not in template
         [container] = template["containers"]
         assert container["image"] == job_container["image"] == raw["releaseImage"]
         assert "@sha256:" in container["image"]
-        assert container["command"] != job_container["command"]
-        assert "migration" not in " ".join(container["command"])
+        spec = raw["apps"][container["name"]]
+        assert container["command"] == spec["command"] != job_container["command"]
+        assert env_of(container)["PORT"]["value"] == "8000"  # the app's targetPort
         env = env_of(container)
         assert env["WEB_DB_MIGRATE_ENABLED"]["value"] == "0"
         assert env["DATABASE_URL"].get("secretRef") == "database-url"
         assert all(
             "value" not in e or not e["name"].endswith(("URL", "TOKEN")) for e in env.values()
         )
-        ingress = app.inputs["configuration"].get("ingress")
-        is_web = app.inputs["containerAppName"].endswith(("-api", "-web"))
-        assert (ingress is not None) == is_web
-        if is_web:
-            assert {p["type"] for p in container["probes"]} == {"Liveness", "Readiness"}
+        ingress = app.inputs["configuration"]["ingress"]
+        assert ingress["external"] is (spec["ingress"] == "external")
+        assert ingress["targetPort"] == 8000
+        probes = {p["type"]: p["httpGet"]["path"] for p in container["probes"]}
+        assert probes == {"Liveness": "/healthz",
+                          "Readiness": spec.get("readinessPath", "/healthz")}
     api = next(a for a in apps if a.inputs["containerAppName"].endswith("-api"))
-    assert api.inputs["template"]["containers"][0]["command"][0] == "gunicorn"
+    [api_container] = api.inputs["template"]["containers"]
+    # the api's secretEnv is a Key Vault reference read by the identity, never a literal
+    assert env_of(api_container)["OPS_MIGRATION_TOKEN"] == {
+        "name": "OPS_MIGRATION_TOKEN", "secretRef": "ops-migration-token"}
+    vault = {s["name"]: s for s in api.inputs["configuration"]["secrets"]}
+    assert vault["ops-migration-token"]["keyVaultUrl"] == (
+        raw["apps"]["api"]["secretEnv"]["OPS_MIGRATION_TOKEN"])
+    assert "value" not in vault["ops-migration-token"]
 
 
 def test_apps_depend_on_the_gate_and_the_gate_on_the_job(deployed: tuple[str, Run]) -> None:
@@ -195,3 +207,37 @@ def test_preview_registers_the_same_graph() -> None:
     run = run_program("dev", preview=True)
     assert run.error is None, run.error
     assert {r.type for r in run.resources} >= {JOB, APP, GATE}
+
+
+def test_a_node_app_and_its_own_migration_script_deploy_from_config() -> None:
+    raw = config.load_stack_file(NODE_STACK)
+    run = run_program("node", raw)
+    assert run.error is None, run.error
+    [job] = run.of_type(JOB)
+    [container] = job.inputs["template"]["containers"]
+    # the team's own command, with the runner's env and the same single-run settings
+    assert container["command"] == ["node", "db/scripts/migrate.mjs", "up"]
+    assert job.inputs["configuration"]["replicaRetryLimit"] == 0
+    assert {e["name"] for e in container["env"]} >= {"MIGRATION_TIMEOUT_SECONDS", "DATABASE_URL"}
+    apps = {a.inputs["containerAppName"]: a.inputs for a in run.of_type(APP)}
+    api = apps["gr-node-api"]["template"]["containers"][0]
+    web = apps["gr-node-web"]
+    assert api["command"] == ["node", "dist/index.js"] and "args" not in api
+    assert env_of(api)["NODE_ENV"] == {"name": "NODE_ENV", "value": "production"}
+    assert env_of(api)["SESSION_SECRET"] == {"name": "SESSION_SECRET",
+                                             "secretRef": "session-secret"}
+    assert env_of(api)["PORT"]["value"] == "3000"
+    assert apps["gr-node-api"]["configuration"]["ingress"]["targetPort"] == 3000
+    assert web["configuration"]["ingress"]["external"] is False
+    assert web["template"]["containers"][0]["resources"] == {"cpu": 0.5, "memory": "1Gi"}
+
+
+def test_an_app_without_ingress_has_no_probes() -> None:
+    apps = {"worker": {"command": ["node", "dist/worker.js"], "ingress": "none", "args": ["-q"]}}
+    run = run_program("dev", stack_config("dev", apps=apps), ledgers=accepted("dev"))
+    assert run.error is None, run.error
+    [app] = run.of_type(APP)
+    [container] = app.inputs["template"]["containers"]
+    assert "ingress" not in app.inputs["configuration"] and "probes" not in container
+    assert container["args"] == ["-q"]
+    assert "worker" not in run.exports["appUrls"]

@@ -17,8 +17,11 @@ from tests.infra.program_harness import ROOT, stack_config
 def test_every_declared_key_has_type_and_description() -> None:
     decls = yaml.safe_load(config.PROJECT_FILE.read_text())["config"]
     for key, decl in decls.items():
-        assert decl.get("type") in {"string", "integer", "boolean", "array"}, key
         assert decl.get("description"), key
+        if key == "apps":  # an object: Pulumi's project config types have none, so no type
+            assert "type" not in decl and isinstance(decl["default"], dict)
+            continue
+        assert decl.get("type") in {"string", "integer", "boolean", "array"}, key
         if "default" in decl:
             kind = {"string": str, "integer": int, "boolean": bool, "array": list}[decl["type"]]
             assert isinstance(decl["default"], kind), key
@@ -56,24 +59,29 @@ def test_defaults_come_from_pulumi_yaml() -> None:
             "registryId",
             "keyVaultId",
             "databaseUrlSecretUri",
-            "opsTokenSecretUri",
         }
     }
     cfg = config.load_config("dev", raw)
     assert cfg.migration_timeout_seconds == 900 and cfg.replica_timeout_seconds == 1020
     # the gate outwaits ACA's replicaTimeout by the start allowance, so ACA's timeout fires first
     assert cfg.gate_start_allowance_seconds == 120 and cfg.gate_deadline_seconds == 1140
-    assert [a.name for a in cfg.apps] == ["api", "web", "codex"]
-    assert [a.ingress for a in cfg.apps] == [True, True, False]
+    # the default app is the repository's sample, reached from outside and probed on /healthz
+    [api] = cfg.apps
+    assert (api.name, api.command, api.ingress) == ("api", ("python", "-m", "sample_app"),
+                                                    "external")
+    assert (api.target_port, api.health_path, api.readiness_path) == (8000, "/healthz", "/healthz")
+    assert cfg.migration_command == () and cfg.migration_args == ()
     assert cfg.promotes_from is None and cfg.accept_release is None and cfg.replay is False
 
 
 def test_engine_string_values_are_parsed() -> None:
     raw = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in stack_config("prod").items()}
-    raw["apps"] = '["api:large", "web"]'
+    raw["apps"] = '{"api": {"command": ["node", "dist/index.js"], "size": "large"}}'
+    raw["migrationCommand"] = '["node", "db/scripts/migrate.mjs", "up"]'
     raw["replay"] = "true"
     cfg = config.load_config("prod", raw)
     assert cfg.apps[0].size == config.SIZES["large"] and cfg.replay is True
+    assert cfg.migration_command == ("node", "db/scripts/migrate.mjs", "up")
 
 
 @pytest.mark.parametrize(
@@ -167,3 +175,54 @@ def test_config_is_frozen() -> None:
     cfg = config.load_config("dev", stack_config("dev"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.release_sha = "0" * 40  # type: ignore[misc]
+
+
+NODE_STACK = ROOT / "tests" / "infra" / "stacks" / "Pulumi.node.yaml"
+
+
+def test_a_node_stack_file_describes_its_apps_and_job() -> None:
+    cfg = config.load_config("node", config.load_stack_file(NODE_STACK))
+    api, web = cfg.apps
+    assert api.command == ("node", "dist/index.js") and api.target_port == 3000
+    assert api.env == (("NODE_ENV", "production"),)
+    assert api.secret_env[0][0] == "SESSION_SECRET" and api.readiness_path == "/ready"
+    assert web.ingress == "internal" and web.size == config.ContainerSize(0.5, "1Gi")
+    assert cfg.migration_command == ("node", "db/scripts/migrate.mjs", "up")
+
+
+def _app(**fields: Any) -> dict[str, Any]:
+    return {"api": {"command": ["node", "dist/index.js"], **fields}}
+
+
+@pytest.mark.parametrize(
+    ("apps", "field"),
+    [
+        ({"api": {}}, "api.command"),
+        ({"api": {"command": []}}, "api.command"),
+        (_app(ingress="public"), "api.ingress"),
+        (_app(targetPort=0), "api.targetPort"),
+        (_app(healthPath="healthz"), "api.healthPath"),
+        (_app(size={"cpu": 0.5, "memory": "3Gi"}), "api.size"),
+        (_app(size="huge"), "api.size"),
+        (_app(minReplicas=4, maxReplicas=2), "api.maxReplicas"),
+        (_app(env={"DATABASE_URL": "x"}), "api.env"),
+        (_app(env={"bad-name": "x"}), "api.env"),
+        (_app(secretEnv={"TOKEN": "s3cr3t-literal"}), "api.secretEnv"),
+        (_app(comand=["node"]), "api.comand"),
+    ],
+)
+def test_app_spec_errors_name_the_app_field_and_stack(apps: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load_config("dev", stack_config("dev", apps=apps))
+    err = info.value
+    assert err.code == "config-invalid"
+    assert err.context == {"key": "apps", "stack": "dev", "field": field}
+    assert f"gated-release:apps.{field} in stack 'dev'" in str(err)
+    assert "s3cr3t-literal" not in str(err)  # a literal given as a secret is not echoed
+
+
+def test_apps_must_be_a_non_empty_map() -> None:
+    for bad in ([], {}, ["api"], {"Api": {"command": ["x"]}}):
+        with pytest.raises(ConfigError) as info:
+            config.load_config("dev", stack_config("dev", apps=bad))
+        assert info.value.context["key"] == "apps"
