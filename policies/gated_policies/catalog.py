@@ -43,11 +43,48 @@ MIGRATION_COMMANDS: dict[str, dict[str, Any]] = {
         "default": [],
         "description": "Patterns added to migrationCommandPatterns (keep the defaults).",
     },
+    "migrationWordPattern": {
+        "type": "string",
+        "default": patterns.DEFAULT_MIGRATION_WORD_PATTERN,
+        "description": ("Fail closed: a shell command (split at && || ; |) containing this "
+                        "case-sensitive regex (migrate, migrations, db:migrate, migrate.mjs, "
+                        "runMigrations) runs a migration, whatever the tool."),
+    },
+    "safeCommandPatterns": {
+        **_STRINGS,
+        "default": list(patterns.DEFAULT_SAFE_COMMAND_PATTERNS),
+        "description": ("Shell commands with the migration word that are known not to migrate "
+                        "(this runner's serve/status/alerts/check/plan)."),
+    },
     "migrationJobNamePattern": {
         "type": "string",
         "default": "",
         "description": ("A regex on the Job's resource name that also marks it as the migration "
                         "job (empty: only its command does)."),
+    },
+}
+
+ALLOW_LIST: dict[str, dict[str, Any]] = {
+    "allowedAppCommands": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["app", "command"],
+            "additionalProperties": False,
+            "properties": {
+                "app": {"type": "string", "minLength": 1,
+                        "description": "The app: its stack-file name (container name), "
+                                       "containerAppName or Pulumi resource name."},
+                "command": {"type": "string", "minLength": 1,
+                            "description": "The exact command line: command and args joined "
+                                           "by single spaces."},
+                "reason": {"type": "string", "description": "Why it is not a migration."},
+            },
+        },
+        "default": [],
+        "description": ("Per-stack allow-list for false positives: an app whose exact command "
+                        "line looks like a migration but is not. Set it on both "
+                        "no-startup-migrations and one-migration-path-per-stack."),
     },
 }
 
@@ -102,7 +139,7 @@ POLICIES: tuple[PolicySpec, ...] = (
                      "WEB_DB_MIGRATE_ENABLED=0 (or drop it). Migrations run only in the dedicated "
                      "migration job, which the migration-run resource executes before rollout."),
         config={
-            **MIGRATION_COMMANDS, **ENABLE_FLAG, **ON_UNKNOWN,
+            **MIGRATION_COMMANDS, **ENABLE_FLAG, **ALLOW_LIST, **ON_UNKNOWN,
             "allowInitContainers": {
                 "type": "boolean", "default": False,
                 "description": "Allow init containers that do not run a migration command.",
@@ -154,7 +191,7 @@ POLICIES: tuple[PolicySpec, ...] = (
         name="no-plaintext-secret-env",
         description=("Credentials (DATABASE_URL, *PASSWORD*, *TOKEN*, *SECRET*, connection "
                      "strings) reach containers through secret references backed by Key Vault, "
-                     "never as literal env values."),
+                     "never as literal env values, command or args."),
         severity="critical",
         remediation=("Declare an ACA secret with key_vault_url and the user-assigned identity, "
                      "and reference it from env with secret_ref; remove the literal value."),
@@ -178,7 +215,7 @@ POLICIES: tuple[PolicySpec, ...] = (
         remediation=("Keep one app.Job running the migration command; remove other migration "
                      "jobs and start-up migrations from apps."),
         config={
-            **MIGRATION_COMMANDS, **ENABLE_FLAG, **ON_UNKNOWN,
+            **MIGRATION_COMMANDS, **ENABLE_FLAG, **ALLOW_LIST, **ON_UNKNOWN,
             "requireMigrationJob": {"type": "boolean", "default": True,
                                     "description": "A stack without a migration job violates."},
         },

@@ -2,9 +2,20 @@
 
 A container's command and args are joined into one command line before matching, so a migration
 hidden in a shell (``sh -c "python -m migration up && exec gunicorn app"``) is found as well as one
-spelled out argument by argument. Patterns are case-insensitive regular expressions; the defaults
-below are also the defaults of the policies' config schemas (``migrationCommandPatterns``), and
-``extraMigrationCommandPatterns`` adds to them per stack.
+spelled out argument by argument. Two layers, so detection does not depend on knowing each tool:
+
+1. tool patterns (case-insensitive; ``migrationCommandPatterns``, extended per stack by
+   ``extraMigrationCommandPatterns``) for tools whose verb is not a migration word
+   (``alembic upgrade``, ``goose up``, ``liquibase update``, ``prisma db push``);
+2. fail closed on the word: every shell command of the line (split at ``&&``, ``||``, ``;``,
+   ``|``) that contains a migration word (``migrate``, ``migrations``, ``db:migrate``,
+   ``migrate.mjs``, ``runMigrations``, not ``immigration``: ``migrationWordPattern``) is a
+   migration, unless it matches one of ``safeCommandPatterns`` (this runner's read-only
+   subcommands). A false positive is allowed per app and exact command by the stack's
+   ``allowedAppCommands``.
+
+Credentials are looked for in env values and, with :func:`credential_in_command`, in command and
+args (``postgres://user:pass@``, ``--password=...``, ``PGPASSWORD=...`` inside ``sh -c``).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ DEFAULT_MIGRATION_COMMAND_PATTERNS: tuple[str, ...] = (
     rf"\bgated-migrate(\s+{_NOT_SEP}+)*?\s+up\b",
     r"\balembic\b.*\bupgrade\b",
     r"\bprisma\s+migrate\s+(deploy|dev|reset)\b",
+    r"\bprisma\s+db\s+push\b",
     r"\bnode-pg-migrate\b(?!\s+(create|--help)\b)",
     r"\bflyway\b.*\bmigrate\b",
     r"\bknex\b.*\bmigrate:(latest|up|rollback)\b",
@@ -43,6 +55,21 @@ DEFAULT_MIGRATION_COMMAND_PATTERNS: tuple[str, ...] = (
     r"\batlas\s+migrate\s+apply\b",
     r"\b(npm|pnpm|yarn|bun)\s+(run\s+)?(db:)?migrat(e|ion|ions)(:\w+)?\b",
 )
+
+# The fail-closed layer: a migration word anywhere in a shell command. Case-sensitive on purpose
+# (camelCase "runMigrations" counts, "immigration" does not); config replaces it whole.
+DEFAULT_MIGRATION_WORD_PATTERN = (
+    r"(?:(?<![A-Za-z0-9])(?i:migrat)|(?<=[a-z0-9])Migrat)(?i:e|es|ed|ing|ions?|ors?)(?![a-z])"
+)
+# Shell commands that carry the word but are known not to migrate (case-insensitive).
+_FLAGS = r"(\s+--?[\w-]+(=[^\s;&|]+)?)*"
+DEFAULT_SAFE_COMMAND_PATTERNS: tuple[str, ...] = (
+    rf"\bpython[0-9.]*(\s+-{_NOT_SEP}+)*?\s+-[A-Za-z]*m\s*migration(\.cli|\.__main__)?{_FLAGS}"
+    r"\s+(serve|status|alerts|check|plan|new|embedded)\b",
+    rf"\bgated-migrate{_FLAGS}\s+(serve|status|alerts|check|plan|new)\b",
+    r"\bnode-pg-migrate\s+(create|--help)\b",
+)
+_SHELL_SEP = re.compile(r"&&|\|\||[;|\n]")
 
 # An env var that switches a migration on at start-up (WEB_DB_MIGRATE_ENABLED=1, RUN_MIGRATIONS=true).
 DEFAULT_MIGRATE_ENABLE_ENV_PATTERN = (
@@ -88,6 +115,58 @@ def find_migration_command(line: str, patterns: Iterable[str]) -> str | None:
         if compiled.search(line):
             return compiled.pattern
     return None
+
+
+@lru_cache(maxsize=16)
+def _word(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def detect_migration(line: str, patterns: Iterable[str],
+                     word: str = DEFAULT_MIGRATION_WORD_PATTERN,
+                     safe: Iterable[str] = DEFAULT_SAFE_COMMAND_PATTERNS) -> str | None:
+    """Why ``line`` runs a migration (a tool pattern, or a shell command with a migration word
+    that no safe pattern covers), or None."""
+    matched = find_migration_command(line, patterns)
+    if matched is not None:
+        return f"matches {matched!r}"
+    safe_patterns = compile_patterns(safe)
+    for segment in _SHELL_SEP.split(line):
+        hit = _word(word).search(segment)
+        if hit is None or any(p.search(segment) for p in safe_patterns):
+            continue
+        return (f"{segment.strip()!r} contains the migration word {hit.group(0)!r} "
+                "(a team's own migration script, npm script or wrapper)")
+    return None
+
+
+# Credentials spelled out in a command line: URL user-info, a password/token flag, a secret-looking
+# env assignment in a shell, or a libpq "password=". A $VARIABLE reference is not a literal.
+_CREDENTIAL_IN_COMMAND = (
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?![$'\"])[^/\s@'\"]+@", re.IGNORECASE),
+    re.compile(r"(?<![\w-])--?[\w-]*(password|passwd|pwd|secret|token|api[-_]?key)(=|\s+)"
+               r"(?![-$'\"\s])[^\s'\"]+", re.IGNORECASE),
+    re.compile(r"(?<![\w$])[A-Z][A-Z0-9_]*(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY)[A-Z0-9_]*="
+               r"['\"]?(?![$'\"\s])[^\s'\"]+"),
+    re.compile(r"(^|[;\s'\"])(password|pwd)\s*=\s*(?![$'\"])[^;\s'\"]+", re.IGNORECASE),
+)
+
+
+def credential_in_command(line: str) -> str | None:
+    """The kind of literal credential ``line`` carries, or None (never the value itself)."""
+    kinds = ("a URL with a password", "a password/token flag with a literal value",
+             "a secret env assignment with a literal value", "a password= literal")
+    for kind, pattern in zip(kinds, _CREDENTIAL_IN_COMMAND, strict=True):
+        if pattern.search(line):
+            return kind
+    return None
+
+
+def redact_command(line: str) -> str:
+    """``line`` with every literal credential replaced, for messages."""
+    for pattern in _CREDENTIAL_IN_COMMAND:
+        line = pattern.sub("[redacted]", line)
+    return line
 
 
 def is_truthy(value: str) -> bool:

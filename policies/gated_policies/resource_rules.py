@@ -27,13 +27,33 @@ def migration_command_finding(container: Container, config: Config) -> Finding |
     if unknown is not None:
         return unknown_finding(unknown, "that this container does not run a migration")
     line = patterns.command_line(parts, [])
-    matched = patterns.find_migration_command(line, migration_patterns(config))
-    if matched is None:
+    why = patterns.detect_migration(
+        line, migration_patterns(config),
+        word=config.get("migrationWordPattern", patterns.DEFAULT_MIGRATION_WORD_PATTERN),
+        safe=config.get("safeCommandPatterns", patterns.DEFAULT_SAFE_COMMAND_PATTERNS),
+    )
+    if why is None:
         return None
     return Finding(
-        message=f"runs a migration ({line!r} matches {matched!r})",
+        message=f"runs a migration ({patterns.redact_command(why)})",
         path=f"{container.path}.command",
     )
+
+
+def allowed_app_command(name: str, props: Mapping[str, Any], container: Container,
+                        config: Config) -> bool:
+    """The stack's allow-list names this app (resource, containerAppName or container name) and
+    this exact command line (command and args joined by spaces)."""
+    parts, unknown = container.command_parts()
+    if unknown is not None:
+        return False
+    line = patterns.command_line(parts, [])
+    names = {name, container.name, props.get("containerAppName")}
+    for entry in config.get("allowedAppCommands") or []:
+        if isinstance(entry, Mapping) and entry.get("app") in names \
+                and entry.get("command") == line:
+            return True
+    return False
 
 
 def is_migration_job(resource_type: str, name: str, props: Mapping[str, Any], config: Config) -> bool:
@@ -69,7 +89,8 @@ def no_startup_migrations(resource_type: str, name: str, props: Mapping[str, Any
                 path=item.path,
             ))
         command = migration_command_finding(item, config)
-        if command is not None:
+        if command is not None and (command.unknown
+                                    or not allowed_app_command(name, props, item, config)):
             findings.append(command)
         for var in item.env():
             if isinstance(var.name, Unknown):
@@ -200,6 +221,17 @@ def no_plaintext_secret_env(resource_type: str, name: str, props: Mapping[str, A
         if isinstance(item, Unknown):
             findings.append(unknown_finding(item, "the containers' env"))
             continue
+        parts, unknown = item.command_parts()
+        kind = patterns.credential_in_command(patterns.command_line(parts, []))
+        if kind is not None:
+            findings.append(Finding(
+                message=(f"container {item.name!r} carries {kind} in its command/args; pass it "
+                         "through an env var with secretRef (Key Vault) and reference it as "
+                         "$NAME"),
+                path=f"{item.path}.command",
+            ))
+        elif unknown is not None:
+            findings.append(unknown_finding(unknown, "that the command carries no credential"))
         for var in item.env():
             if isinstance(var.name, Unknown):
                 findings.append(unknown_finding(var.name, "the env var names"))

@@ -15,7 +15,12 @@ from typing import Any
 from . import patterns
 from .containers import CONTAINER_APP, JOB, Container, containers
 from .findings import Finding, unknown_finding
-from .resource_rules import Config, is_migration_job, migration_command_finding
+from .resource_rules import (
+    Config,
+    allowed_app_command,
+    is_migration_job,
+    migration_command_finding,
+)
 from .values import Unknown
 
 
@@ -46,7 +51,8 @@ def _startup_paths(resource: StackResource, config: Config) -> list[Finding]:
         if not isinstance(item, Container):
             continue
         command = migration_command_finding(item, config)
-        if command is not None and not command.unknown:
+        if command is not None and not command.unknown \
+                and not allowed_app_command(resource.name, resource.props, item, config):
             found.append(Finding(message=f"container app {resource.name!r} {command.message}",
                                  path=command.path, urn=resource.urn))
         for var in item.env():

@@ -87,3 +87,48 @@ def test_credentials_and_digests() -> None:
     assert patterns.is_pinned(f"reg.azurecr.io/app:1.2@{digest}")
     assert not patterns.is_pinned("reg.azurecr.io/app:latest")
     assert not patterns.is_pinned("reg.azurecr.io/app@sha256:abc")
+
+
+HIDDEN = [
+    "node db/scripts/migrate.mjs up",
+    "./scripts/migrate.sh",
+    "bin/rails db:migrate",
+    "pnpm db:migrate",
+    "yarn migrate:up",
+    'sh -c "node scripts/runMigrations.js && node dist/index.js"',
+    "migrate -path db/migrations up",
+    "npx prisma db push",
+    "deno run -A tools/migrations.ts",
+    "MIGRATE_ONLY=1 ./bin/start",
+]
+NOT_HIDDEN = [
+    "node dist/index.js",
+    "node dist/immigration-service.js",
+    "sh -c 'python -m migration status && exec node dist/index.js'",
+    "python -m migration --json alerts --strict",
+]
+
+
+@pytest.mark.parametrize("line", HIDDEN)
+def test_a_migration_word_fails_closed_whatever_the_tool(line: str) -> None:
+    assert patterns.detect_migration(line, DEFAULTS) is not None
+
+
+@pytest.mark.parametrize("line", NOT_HIDDEN + NOT_MIGRATIONS)
+def test_safe_commands_and_other_words_pass(line: str) -> None:
+    assert patterns.detect_migration(line, DEFAULTS) is None
+
+
+@pytest.mark.parametrize("line,kind", [
+    ("psql postgres://app:pw@db/app", "a URL with a password"),
+    ("node dist/index.js --db-password=pw", "a password/token flag with a literal value"),
+    ("node dist/index.js --api-key pw", "a password/token flag with a literal value"),
+    ("sh -c 'PGPASSWORD=pw psql -h db'", "a secret env assignment with a literal value"),
+    ("psql host=db password=pw", "a password= literal"),
+    ("psql postgres://app:$PW@db/app", None),
+    ("sh -c 'PGPASSWORD=$DB_PASSWORD psql -h db'", None),
+    ("node dist/index.js --token-file /run/secrets/t --no-password --lock", None),
+])
+def test_credentials_in_a_command_line(line: str, kind: str | None) -> None:
+    assert patterns.credential_in_command(line) == kind
+    assert "pw@" not in patterns.redact_command(line) or kind is None

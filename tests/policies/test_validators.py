@@ -105,3 +105,18 @@ def test_second_job_with_unknown_command_is_reported() -> None:
     assert one_migration_path([real], cfg) == []
     findings = one_migration_path([real, other], cfg)
     assert [(f.urn, f.unknown) for f in findings] == [("urn:nightly", True)]
+
+
+def test_a_migrating_sidecar_is_caught_beside_a_clean_main_container() -> None:
+    from gated_policies import resource_rules
+    from gated_policies.catalog import BY_NAME, effective_config
+
+    props = {"template": {"containers": [
+        {"name": "api", "image": "r/a@sha256:" + "0" * 64, "command": ["node", "dist/index.js"]},
+        {"name": "migrator", "image": "r/a@sha256:" + "0" * 64,
+         "command": ["node", "db/scripts/migrate.mjs", "up"]},
+    ]}}
+    config = effective_config(BY_NAME["no-startup-migrations"], None)
+    [finding] = resource_rules.no_startup_migrations(
+        "azure-native:app:ContainerApp", "api-app", props, config)
+    assert finding.path == "template.containers[1].command"
