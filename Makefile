@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 rehearse: venv
-	$(PY) -m infra.rehearse
+	$(PY) -m infra.tools.rehearse
 
 test: venv browser node-tools
 	$(PY) -m pytest

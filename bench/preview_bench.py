@@ -2,7 +2,7 @@
 
     python bench/preview_bench.py [--stack prod] [--runs 5] [--json bench/results/preview.json]
 
-Each run is a full `run_preview` as `python -m infra.preview` does it (pack process started,
+Each run is a full `run_preview` as `python -m infra.tools.preview` does it (pack process started,
 program host process, gRPC analysis). The first run warms the OS caches and .pyc files and is
 reported separately; the median of the rest is the warm number (target < 3 s).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from infra.preview import PROJECT_ROOT, run_preview  # noqa: E402
+from infra.tools.preview import PROJECT_ROOT, run_preview  # noqa: E402
 
 
 def _stack_outputs() -> dict[str, dict[str, object]]:

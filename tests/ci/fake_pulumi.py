@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A stand-in for the Pulumi CLI: the subset infra.promote and the workflows call, over a JSON file.
+"""A stand-in for the Pulumi CLI: the subset infra.tools.promote and the workflows call, over a JSON file.
 
 State (``$FAKE_PULUMI_STATE``): ``{"config": {stack: {key: value}}, "outputs": {stack: {...}},
 "calls": [argv, ...]}``. ``up`` does what the program does with the release keys: it records the

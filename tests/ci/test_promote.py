@@ -1,4 +1,4 @@
-"""infra.promote: promotion, acceptance, replay refusal and drift, with Pulumi faked offline.
+"""infra.tools.promote: promotion, acceptance, replay refusal and drift, with Pulumi faked offline.
 
 Two seams: a JSON ledger file (``--ledger-file``) for stack outputs, and a fake ``pulumi``
 executable (``--pulumi``, tests/ci/fake_pulumi.py) that keeps config and outputs in a JSON file and
@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from infra import promote
 from infra.errors import ReleaseError
-from infra.promote import Backend, PromoteError
+from infra.tools import promote
+from infra.tools.promote import Backend, PromoteError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -251,7 +251,7 @@ def cli(args: list[str], exe: Path, state: Path, project: Path,
     env = {**os.environ, "FAKE_PULUMI_STATE": str(state), "GATED_RELEASE_PULUMI": str(exe),
            "GATED_RELEASE_PROJECT_DIR": str(project), **(extra_env or {})}
     env.pop("GATED_RELEASE_LEDGER_FILE", None)
-    return subprocess.run([sys.executable, "-m", "infra.promote", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "infra.tools.promote", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -354,7 +354,7 @@ def test_cli_verify_with_ledger_file_and_json(project: Path) -> None:
     path = project / "ledger.json"
     path.write_text(json.dumps(LEDGERS))
     out = subprocess.run(
-        [sys.executable, "-m", "infra.promote", "verify", "--stack", "prod", "--sha", SHA_A,
+        [sys.executable, "-m", "infra.tools.promote", "verify", "--stack", "prod", "--sha", SHA_A,
          "--ledger-file", str(path), "--project-dir", str(project), "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -381,7 +381,7 @@ DEPLOYED = {"release": {"sha": SHA_B, "image": IMG_B},
             "acceptedReleases": [entry(SHA_A, IMG_A), entry(SHA_B, IMG_B)]}
 
 
-def codes(findings: Sequence[promote.Finding]) -> set[str]:
+def codes(findings: Sequence[promote.DriftFinding]) -> set[str]:
     return {f.code for f in findings}
 
 

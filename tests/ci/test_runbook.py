@@ -62,8 +62,8 @@ def test_every_shell_block_is_labelled() -> None:
 
 def test_the_runbook_rehearses_failure_and_recovery_offline() -> None:
     script = "\n".join(body for _, body in shell_blocks("offline"))
-    for command in ("migration up", "migration alerts --strict", "infra.promote verify",
-                    "infra.promote drift", "infra.promote summary", "infra.preview"):
+    for command in ("migration up", "migration alerts --strict", "infra.tools.promote verify",
+                    "infra.tools.promote drift", "infra.tools.promote summary", "infra.tools.preview"):
         assert command in script, command
 
 

@@ -236,7 +236,7 @@ def test_offline_preview_runs_every_stack_with_the_policy_pack() -> None:
     job = load("preview")["jobs"]["offline-preview"]
     assert set(job["strategy"]["matrix"]["stack"]) == set(STACKS)
     assert {p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")} <= set(STACKS)
-    (step,) = [s for s in steps(job) if "infra.preview" in run_text(s)]
+    (step,) = [s for s in steps(job) if "infra.tools.preview" in run_text(s)]
     assert "--policy-pack policies" in run_text(step)
     assert "secrets." not in yaml.safe_dump(job)  # runs without secrets, forks included
 
@@ -244,7 +244,7 @@ def test_offline_preview_runs_every_stack_with_the_policy_pack() -> None:
 def test_offline_preview_step_runs_as_written_for_prod() -> None:
     # prod promotes from staging: without preview-outputs its release would be refused offline
     job = load("preview")["jobs"]["offline-preview"]
-    (step,) = [s for s in steps(job) if "infra.preview" in run_text(s)]
+    (step,) = [s for s in steps(job) if "infra.tools.preview" in run_text(s)]
     env = {**os.environ, **step["env"], "STACK": "prod", "PYTHONWARNINGS": "ignore",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(["bash", "-e", "-c", run_text(step)], cwd=ROOT, env=env,
@@ -274,7 +274,7 @@ def test_pull_requests_run_the_project_tests() -> None:
 
 
 def is_smoke(step: Step) -> bool:
-    return "python -m infra.smoke" in run_text(step)
+    return "python -m infra.tools.smoke" in run_text(step)
 
 
 def is_alerts(step: Step) -> bool:
@@ -282,7 +282,7 @@ def is_alerts(step: Step) -> bool:
 
 
 def is_accept(step: Step) -> bool:
-    return "infra.promote accept" in run_text(step)
+    return "infra.tools.promote accept" in run_text(step)
 
 
 def test_smoke_and_alerts_follow_each_up_and_gate_the_acceptance() -> None:
@@ -291,7 +291,7 @@ def test_smoke_and_alerts_follow_each_up_and_gate_the_acceptance() -> None:
         (smoke,) = index(job, is_smoke)
         (alerts,) = index(job, is_alerts)
         (acc,) = index(job, is_accept)
-        configure = index(job, lambda s: "infra.promote configure" in run_text(s))
+        configure = index(job, lambda s: "infra.tools.promote configure" in run_text(s))
         assert configure and configure[0] < ups[0], f"{name}: release config after the up"
         assert ups[0] < smoke < alerts < acc, f"{name}: order up, smoke, alerts, accept"
         for i in ups[1:]:  # only the ledger-recording up may come later, after the acceptance
@@ -307,6 +307,10 @@ def test_smoke_and_alerts_are_wired_to_the_release_and_the_ops_token() -> None:
     for _name, job in deploy_jobs():
         (smoke,) = [s for s in steps(job) if is_smoke(s)]
         assert "--base-url" in run_text(smoke) and '--release-sha "$RELEASE_SHA"' in run_text(smoke)
+        # the release image contract: info.version is the release SHA, so an old revision
+        # still serving fails the smoke check
+        assert '--expect-version "$RELEASE_SHA"' in run_text(smoke)
+        assert "SMOKE_DATA_PATH" in smoke["env"]
         (alerts,) = [s for s in steps(job) if is_alerts(s)]
         env = alerts["env"]
         assert env["DEPLOY_OPS_TOKEN"] == "${{ secrets.DEPLOY_OPS_TOKEN }}"
@@ -353,7 +357,7 @@ def test_replay_validates_and_verifies_before_any_mutation() -> None:
     jobs = doc["jobs"]
     verify = jobs["verify"]
     assert not job_mutates(verify)
-    assert "infra.promote verify" in "".join(run_text(s) for s in steps(verify))
+    assert "infra.tools.promote verify" in "".join(run_text(s) for s in steps(verify))
     first = steps(verify)[0]
     assert "grep -Eq '^[0-9a-f]{40}$'" in run_text(first)
     for name, job in jobs.items():
@@ -392,7 +396,7 @@ def test_drift_runs_on_a_schedule_per_stack_with_strict_alerts() -> None:
     (alerts,) = [s for s in steps(job) if is_alerts(s)]
     assert "--strict" in run_text(alerts) and "GITHUB_STEP_SUMMARY" in run_text(alerts)
     assert alerts.get("shell") == "bash"  # pipefail: tee must not hide the exit code
-    (drift,) = [s for s in steps(job) if "infra.promote drift" in run_text(s)]
+    (drift,) = [s for s in steps(job) if "infra.tools.promote drift" in run_text(s)]
     assert "!cancelled()" in drift["if"]  # reported even when the alert step failed
     assert job["env"]["DEPLOY_OPS_TOKEN"] == "${{ secrets.DEPLOY_OPS_TOKEN }}"
 

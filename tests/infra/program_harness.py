@@ -18,7 +18,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from infra import config, program
-from infra.mocks import ProgramMocks
+from tests.infra.mocks import ProgramMocks
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""`python -m infra.smoke` against real HTTP servers on 127.0.0.1."""
+"""`python -m infra.tools.smoke` against real HTTP servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from infra import smoke
+from infra.tools import smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "api-smoke.schema.json").read_text())
@@ -46,7 +46,7 @@ def _handler(routes: dict[str, tuple[int, str, bytes]]) -> type[BaseHTTPRequestH
 
 
 def _ok_routes(openapi: bytes | None = None) -> dict[str, tuple[int, str, bytes]]:
-    return {"/health": (200, "application/json", b'{"status":"ok"}'),
+    return {"/healthz": (200, "application/json", b'{"status":"ok"}'),
             "/openapi.json": (200, "application/json; charset=utf-8",
                               openapi if openapi is not None else
                               json.dumps(GOOD_OPENAPI).encode())}
@@ -106,7 +106,7 @@ def test_server_that_comes_up_late(tmp_path: Path, servers: Servers) -> None:
 
 def test_server_error_500(servers: Servers, tmp_path: Path) -> None:
     routes = _ok_routes()
-    routes["/health"] = (500, "text/html", b"<h1>boom</h1>" + b"x" * 5000)
+    routes["/healthz"] = (500, "text/html", b"<h1>boom</h1>" + b"x" * 5000)
     code, doc = _run(tmp_path, "--base-url", servers.start(routes), "--attempts", "3",
                      "--interval", "0.1")
     assert code == smoke.EXIT_HEALTH
@@ -168,7 +168,7 @@ def test_cli_env_twins_json_and_usage(servers: Servers, tmp_path: Path) -> None:
     base = servers.start(_ok_routes())
     env = {"PATH": "/usr/bin:/bin", "SMOKE_BASE_URL": base + "/", "SMOKE_RELEASE_SHA": "sha-9",
            "SMOKE_ARTIFACT_DIR": str(tmp_path), "SMOKE_JSON": "1"}
-    proc = subprocess.run([sys.executable, "-m", "infra.smoke"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "infra.tools.smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     doc = _validate(json.loads(proc.stdout))
@@ -198,3 +198,26 @@ def test_schema_is_a_valid_2020_12_schema() -> None:
     bad = {"schemaVersion": 1}
     with pytest.raises(jsonschema.ValidationError):
         _validate(bad)
+
+
+def test_data_endpoint_proves_the_migrated_schema(servers: Servers, tmp_path: Path) -> None:
+    routes = _ok_routes()
+    routes["/api/documents"] = (200, "application/json", b'{"documents": [], "count": 0}')
+    code, doc = _run(tmp_path, "--base-url", servers.start(routes), "--data-path",
+                     "/api/documents")
+    assert code == smoke.EXIT_OK
+    assert [a["id"] for a in doc["assertions"]] == [*smoke.ASSERTION_IDS,
+                                                    *smoke.DATA_ASSERTION_IDS]
+    assert doc["dataPath"] == "/api/documents" and doc["data"]["status"] == 200
+
+
+def test_a_data_endpoint_that_cannot_read_its_table_fails(servers: Servers,
+                                                           tmp_path: Path) -> None:
+    routes = _ok_routes()
+    # what the sample app answers before its table exists (SQLSTATE 42P01)
+    routes["/api/documents"] = (503, "application/json", b'{"sqlstate": "42P01"}')
+    code, doc = _run(tmp_path, "--base-url", servers.start(routes), "--data-path",
+                     "/api/documents", "--attempts", "2", "--interval", "0.1")
+    assert code == smoke.EXIT_DATA
+    assert doc["reasonCode"] == "data-failed"
+    assert [a["id"] for a in doc["assertions"] if not a["passed"]] == ["data-status"]

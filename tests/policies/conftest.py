@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.preview import DEFAULT_PACK, EngineServer, PolicyPackProcess, PreviewResult, run_preview
+from infra.tools.preview import (
+    DEFAULT_PACK,
+    EngineServer,
+    PolicyPackProcess,
+    PreviewResult,
+    run_preview,
+)
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 

@@ -1,4 +1,4 @@
-"""`python -m infra.preview`: exit codes, report, JSON, shortened program tracebacks."""
+"""`python -m infra.tools.preview`: exit codes, report, JSON, shortened program tracebacks."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.preview import PROJECT_ROOT
+from infra.tools.preview import PROJECT_ROOT
 
 from .conftest import PROGRAMS
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.preview", *args], cwd=PROJECT_ROOT,
+    return subprocess.run([sys.executable, "-m", "infra.tools.preview", *args], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, check=False, timeout=300)
 
 

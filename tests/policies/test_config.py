@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from infra.preview import PolicyConfigError
-from infra.preview.engine import PROJECT_ROOT
+from infra.tools.preview import PolicyConfigError
+from infra.tools.preview.engine import PROJECT_ROOT
 
 from .conftest import PROGRAMS
 
@@ -81,7 +81,7 @@ def test_cli_malformed_config_exits_2(tmp_path) -> None:  # type: ignore[no-unty
     bad = tmp_path / "policy.json"
     bad.write_text('{"pinned-image": "strict"}')
     done = subprocess.run(
-        [sys.executable, "-m", "infra.preview", "--stack", "dev", "--program-dir",
+        [sys.executable, "-m", "infra.tools.preview", "--stack", "dev", "--program-dir",
          str(PROGRAMS / "compliant"), "--policy-pack-config", str(bad)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 2

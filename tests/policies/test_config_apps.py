@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.preview import PROJECT_ROOT, PolicyPackProcess, PreviewResult, run_preview
+from infra.tools.preview import PROJECT_ROOT, PolicyPackProcess, PreviewResult, run_preview
 
 NODE_STACK = PROJECT_ROOT / "tests" / "infra" / "stacks" / "Pulumi.node.yaml"
 

@@ -10,7 +10,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from infra.preview import DEFAULT_PACK, EngineServer
+from infra.tools.preview import DEFAULT_PACK, EngineServer
 
 
 def test_cli_style_start_and_analyzer_info(engine: EngineServer) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gated_policies
 
-import infra.preview
+import infra.tools.preview
 
 
 def test_preview_all() -> None:
-    public = sorted(n for n in vars(infra.preview) if not n.startswith("_")
+    public = sorted(n for n in vars(infra.tools.preview) if not n.startswith("_")
                     and n not in {"engine", "errors", "model", "policypack", "analysis",
-                                  "packconfig", "stackconfig", "recorder", "report"})
-    assert sorted(infra.preview.__all__) == public
+                                  "packconfig", "engineconfig", "recorder", "report"})
+    assert sorted(infra.tools.preview.__all__) == public
 
 
 def test_policies_all() -> None:

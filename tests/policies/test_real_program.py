@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from infra.preview import PROJECT_ROOT, PolicyPackProcess, run_preview
+from infra.tools.preview import PROJECT_ROOT, PolicyPackProcess, run_preview
 
 pytestmark = pytest.mark.skipif(not (PROJECT_ROOT / "Pulumi.yaml").is_file(),
                                 reason="the project's Pulumi program is not there yet")

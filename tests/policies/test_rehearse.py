@@ -1,4 +1,4 @@
-"""`python -m infra.rehearse`: preview gate, then the previewed job's command against PostgreSQL."""
+"""`python -m infra.tools.rehearse`: preview gate, then the previewed job's command against PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jsonschema
 
-from infra.preview import PROJECT_ROOT, PolicyPackProcess, run_preview
-from infra.rehearse import invocation
+from infra.tools.preview import PROJECT_ROOT, PolicyPackProcess, run_preview
+from infra.tools.rehearse import invocation
 
 from .conftest import PROGRAMS
 
@@ -18,7 +18,7 @@ from .conftest import PROGRAMS
 def rehearse(program: Path, database_url: str, artifacts: Path
              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.rehearse", "--program-dir", str(program),
+        [sys.executable, "-m", "infra.tools.rehearse", "--program-dir", str(program),
          "--database-url", database_url, "--artifact-dir", str(artifacts)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=300)
 

@@ -17,17 +17,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import packconfig, stackconfig
+from . import engineconfig, packconfig
 from .analysis import Analyzer
 from .errors import ProgramError, UsageError
 from .model import PreviewResult, Registration, Violation
 from .policypack import EngineServer, PolicyPackProcess
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PACK = PROJECT_ROOT / "policies"
 
 
-def run_program(config: stackconfig.StackConfig, python: str = sys.executable,
+def run_program(config: engineconfig.EngineConfig, python: str = sys.executable,
                 stack_outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the program in a fresh language-host process; returns its recording."""
     with tempfile.TemporaryDirectory(prefix="gr-preview-") as tmp:
@@ -41,7 +41,7 @@ def run_program(config: stackconfig.StackConfig, python: str = sys.executable,
         }))
         env = {**os.environ, **config.env(), "PULUMI_DRY_RUN": "true"}
         completed = subprocess.run(
-            [python, "-m", "infra.preview.programhost", str(request_path), str(result_path)],
+            [python, "-m", "infra.tools.preview.programhost", str(request_path), str(result_path)],
             env=env, cwd=config.program_dir, capture_output=True, text=True, check=False,
             timeout=600,
         )
@@ -101,7 +101,7 @@ def run_preview(
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    config = stackconfig.load(program_dir, stack, config_file)
+    config = engineconfig.load(program_dir, stack, config_file)
     given: list[tuple[dict[str, packconfig.PolicyConfig], str]] = []
     for path in policy_pack_configs:
         given.append((packconfig.load(path), str(path)))

@@ -1,6 +1,6 @@
 """Runs a Pulumi program under the recording monitor, in its own process (the "language host").
 
-``python -m infra.preview.programhost REQUEST.json RESULT.json``. The request names the program
+``python -m infra.tools.preview.programhost REQUEST.json RESULT.json``. The request names the program
 directory, project, stack and the program's main; config arrives the way the CLI passes it
 (``PULUMI_CONFIG``, ``PULUMI_CONFIG_SECRET_KEYS`` in the environment). A fresh process per preview
 sidesteps the SDK's process-wide state (the root stack that ``set_mocks`` keeps, the config cache,

@@ -169,7 +169,7 @@ def accept(backend: Backend, stack: str, sha: str) -> None:
         raise PromoteError(
             "release-mismatch",
             f"stack {stack} is configured for release {configured or '(none)'}, not {sha}; "
-            "run `python -m infra.promote configure` for this release first",
+            "run `python -m infra.tools.promote configure` for this release first",
             EXIT_REFUSED,
             stack=stack,
         )

@@ -9,7 +9,7 @@
     ├── PolicyPackError               policy-pack-failed     pack did not start or answer
     └── ProgramError                  program-failed         the Pulumi program raised
 
-All of them exit with status 2 from ``python -m infra.preview`` (1 is kept for mandatory
+All of them exit with status 2 from ``python -m infra.tools.preview`` (1 is kept for mandatory
 violations).
 """
 

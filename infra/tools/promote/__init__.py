@@ -39,7 +39,7 @@ from .backend import (
 )
 from .cli import build_parser, main, run
 from .drift import (
-    Finding,
+    DriftFinding,
     api_url,
     deployed_sha,
     drift,
@@ -51,12 +51,12 @@ from .ledger import Resolution, accept, configure, preview_outputs, resolve, ver
 
 __all__ = [
     "Backend",
+    "DriftFinding",
     "EXIT_BACKEND",
     "EXIT_DRIFT",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_USAGE",
-    "Finding",
     "IMAGE_RE",
     "KEY_ACCEPT",
     "KEY_FROM",

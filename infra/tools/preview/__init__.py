@@ -1,6 +1,6 @@
 """Offline preview: the Pulumi program under a recording mock engine, checked by policy packs.
 
-``run_preview(stack, ...) -> PreviewResult`` is the library entry; ``python -m infra.preview`` the
+``run_preview(stack, ...) -> PreviewResult`` is the library entry; ``python -m infra.tools.preview`` the
 command. See docs/policies.md.
 """
 

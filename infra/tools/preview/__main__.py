@@ -1,4 +1,4 @@
-"""``python -m infra.preview``: preview a stack offline with the policy packs, like
+"""``python -m infra.tools.preview``: preview a stack offline with the policy packs, like
 ``pulumi preview --policy-pack policies`` but with no CLI, no Azure and no secrets.
 
 Exit status: 0 no mandatory violation, 1 at least one mandatory violation, 2 usage, project,
@@ -19,9 +19,9 @@ from .report import render, render_error
 
 EPILOG = """\
 examples:
-  python -m infra.preview --stack dev
-  python -m infra.preview --stack prod --policy-pack-config prod-policy.json --json out.json
-  python -m infra.preview --stack dev --program-dir tests/policies/programs/compliant
+  python -m infra.tools.preview --stack dev
+  python -m infra.tools.preview --stack prod --policy-pack-config prod-policy.json --json out.json
+  python -m infra.tools.preview --stack dev --program-dir tests/policies/programs/compliant
 
 policy-pack config (standard Pulumi JSON):
   {"all": "mandatory", "pinned-image": {"enforcementLevel": "advisory"},
@@ -41,7 +41,7 @@ def _env_path(name: str) -> Path | None:
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(
-        prog="python -m infra.preview",
+        prog="python -m infra.tools.preview",
         description=("Run the Pulumi program under a mock engine in dry-run mode, record every "
                      "resource registration, and check it with the policy packs over gRPC, as "
                      "`pulumi preview --policy-pack` would. Needs no Pulumi CLI and no Azure."),

@@ -1,4 +1,4 @@
-"""`python -m infra.promote`: the command line the workflows call."""
+"""`python -m infra.tools.promote`: the command line the workflows call."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _github_output_flag(p: argparse.ArgumentParser, what: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.promote",
+        prog="python -m infra.tools.promote",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Promote, accept, verify and replay gated releases; check stacks for drift.
@@ -86,10 +86,10 @@ Stack outputs come from `pulumi stack output --json` (--pulumi) or a JSON file
 (--ledger-file, {stack: outputs}); promotesFrom from Pulumi.<stack>.yaml.""",
         epilog="""\
 examples:
-  python -m infra.promote resolve --stack staging --sha <sha>      # image from dev's ledger
-  python -m infra.promote verify --stack dev,staging,prod --sha <sha>
-  python -m infra.promote ledger --stack prod --ledger-file outputs.json
-  python -m infra.promote drift --stack prod --status-file status.json
+  python -m infra.tools.promote resolve --stack staging --sha <sha>      # image from dev's ledger
+  python -m infra.tools.promote verify --stack dev,staging,prod --sha <sha>
+  python -m infra.tools.promote ledger --stack prod --ledger-file outputs.json
+  python -m infra.tools.promote drift --stack prod --status-file status.json
 
 exit codes: 0 ok, 2 usage, 3 refused (not accepted, mismatch), 4 Pulumi or
 ledger unavailable, 5 drift found""",

@@ -1,4 +1,4 @@
-"""API smoke check after a rollout: `python -m infra.smoke --base-url URL --release-sha SHA`.
+"""API smoke check after a rollout: `python -m infra.tools.smoke --base-url URL --release-sha SHA`.
 
 Checks the health endpoint and the OpenAPI document, retrying through the propagation window
 (a new revision takes a while to receive traffic) with bounded attempts and one overall
@@ -8,7 +8,9 @@ deadline; every request's timeout is clamped to the time left. Writes
 Assertions, by stable id: ``health-status`` (2xx), ``health-content-type`` (JSON or plain
 text), ``openapi-status`` (2xx), ``openapi-content-type`` (JSON), ``openapi-parses`` (a JSON
 object), ``openapi-version`` (``openapi`` and ``info.version`` present; equal to
-``--expect-version`` when given).
+``--expect-version`` when given). With ``--data-path`` (e.g. ``/api/documents``, an endpoint that
+reads a table the migrations create) also ``data-status`` (2xx) and ``data-parses`` (a JSON object
+or array): the app sees the migrated schema, not only its own process.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ ATTEMPTS_BOUNDS = (1, 50)
 MIN_REQUEST_S = 0.2  # an attempt with less time than this left cannot tell anything
 ASSERTION_IDS = ("health-status", "health-content-type", "openapi-status",
                  "openapi-content-type", "openapi-parses", "openapi-version")
+DATA_ASSERTION_IDS = ("data-status", "data-parses")
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -43,8 +46,9 @@ EXIT_UNREACHABLE = 3
 EXIT_HEALTH = 4
 EXIT_OPENAPI = 5
 EXIT_ARTIFACT = 6
+EXIT_DATA = 7
 EXIT_CODES = {None: EXIT_OK, "unreachable": EXIT_UNREACHABLE, "health-failed": EXIT_HEALTH,
-              "openapi-failed": EXIT_OPENAPI}
+              "openapi-failed": EXIT_OPENAPI, "data-failed": EXIT_DATA}
 
 # flag dest -> (env twin, default)
 ENV: dict[str, tuple[str, str | None]] = {
@@ -55,8 +59,9 @@ ENV: dict[str, tuple[str, str | None]] = {
     "deadline": ("SMOKE_DEADLINE_SECONDS", "120"),
     "request_timeout": ("SMOKE_REQUEST_TIMEOUT_SECONDS", "10"),
     "artifact_dir": ("SMOKE_ARTIFACT_DIR", ".artifacts/deploy"),
-    "health_path": ("SMOKE_HEALTH_PATH", "/health"),
+    "health_path": ("SMOKE_HEALTH_PATH", "/healthz"),
     "openapi_path": ("SMOKE_OPENAPI_PATH", "/openapi.json"),
+    "data_path": ("SMOKE_DATA_PATH", None),
     "expect_version": ("SMOKE_EXPECT_VERSION", None),
     "json": ("SMOKE_JSON", "0"),
 }
@@ -77,9 +82,10 @@ class Options:
     deadline_s: float = 120.0
     request_timeout_s: float = 10.0
     artifact_dir: Path | None = Path(".artifacts/deploy")
-    health_path: str = "/health"
+    health_path: str = "/healthz"
     openapi_path: str = "/openapi.json"
     expect_version: str | None = None
+    data_path: str | None = None
 
 
 @dataclass
@@ -122,6 +128,7 @@ class Outcome:
     assertions: list[Assertion] = field(default_factory=list)
     health: Response | None = None
     openapi: Response | None = None
+    data: Response | None = None
     stopped_by: str | None = None
     finished_at: datetime | None = None
 
@@ -132,8 +139,10 @@ class Outcome:
             return None
         if all(r is None or r.status is None for r in (self.health, self.openapi)):
             return "unreachable"
-        return "health-failed" if any(f.startswith("health") for f in failed) \
-            else "openapi-failed"
+        if any(f.startswith("health") for f in failed):
+            return "health-failed"
+        return "openapi-failed" if any(f.startswith("openapi") for f in failed) \
+            else "data-failed"
 
     def reason(self) -> str | None:
         failed = [a for a in self.assertions if not a.passed]
@@ -162,6 +171,8 @@ class Outcome:
             "timeline": self.timeline,
             "health": self.health.to_json() if self.health else None,
             "openapi": self.openapi.to_json() if self.openapi else None,
+            "dataPath": o.data_path,
+            "data": self.data.to_json() if self.data else None,
         }
 
 
@@ -253,6 +264,26 @@ def assess(health: Response, openapi: Response, expect_version: str | None) -> l
     return out
 
 
+def assess_data(data: Response) -> list[Assertion]:
+    """The data endpoint answers 2xx with a JSON document (it read the migrated tables)."""
+    actual = str(data.status) if data.status is not None else f"no answer ({data.error})"
+    out = [Assertion("data-status", data.status is not None and 200 <= data.status < 300,
+                     "2xx", actual)]
+    parsed = "no body"
+    if data.body and not data.truncated:
+        try:
+            doc = json.loads(data.body)
+            parsed = "a JSON document" if isinstance(doc, dict | list) else \
+                f"a JSON {type(doc).__name__}"
+        except ValueError as e:
+            parsed = f"invalid JSON ({str(e)[:120]})"
+    elif data.truncated:
+        parsed = f"larger than {BODY_MAX} bytes"
+    out.append(Assertion("data-parses", parsed == "a JSON document",
+                         "a JSON object or array", parsed))
+    return out
+
+
 def run(opts: Options, *, fetcher: Fetch = fetch, sleep: Callable[[float], None] = time.sleep,
         echo: Callable[[str], None] | None = None) -> Outcome:
     """Check until every assertion passes, the attempts run out, or the deadline passes."""
@@ -264,6 +295,8 @@ def run(opts: Options, *, fetcher: Fetch = fetch, sleep: Callable[[float], None]
     base = opts.base_url.rstrip("/") + "/"
     urls = {"health": urljoin(base, opts.health_path.lstrip("/")),
             "openapi": urljoin(base, opts.openapi_path.lstrip("/"))}
+    if opts.data_path:
+        urls["data"] = urljoin(base, opts.data_path.lstrip("/"))
     for attempt in range(1, opts.attempts + 1):
         at = datetime.now(UTC)
         got: dict[str, Response] = {}
@@ -273,8 +306,10 @@ def run(opts: Options, *, fetcher: Fetch = fetch, sleep: Callable[[float], None]
                 got[name] = Response(public_url(url), error="deadline reached before the request")
                 continue
             got[name] = fetcher(url, min(opts.request_timeout_s, left))
-        out.health, out.openapi = got["health"], got["openapi"]
+        out.health, out.openapi, out.data = got["health"], got["openapi"], got.get("data")
         out.assertions = assess(out.health, out.openapi, opts.expect_version)
+        if out.data is not None:
+            out.assertions += assess_data(out.data)
         failed = [a.id for a in out.assertions if not a.passed]
         out.timeline.append({
             "attempt": attempt, "at": _iso(at),
@@ -315,10 +350,11 @@ def _help(dest: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m infra.smoke", description=__doc__,
+        prog="python -m infra.tools.smoke", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit codes: 0 every assertion passed, 2 usage error, 3 no HTTP answer "
-        "(unreachable), 4 health failed, 5 OpenAPI failed, 6 artifact not written")
+        "(unreachable), 4 health failed, 5 OpenAPI failed, 6 artifact not written, 7 the data "
+        "endpoint failed")
     p.add_argument("--base-url", help=f"the deployed API, e.g. https://api.example.com "
                    f"({_help('base_url')})")
     p.add_argument("--release-sha", help=f"release being checked; names the artifact directory "
@@ -333,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact-dir", help=f"artifact root; '' disables ({_help('artifact_dir')})")
     p.add_argument("--health-path", help=f"({_help('health_path')})")
     p.add_argument("--openapi-path", help=f"({_help('openapi_path')})")
+    p.add_argument("--data-path", help=f"an endpoint that reads the migrated tables, e.g. "
+                   f"/api/documents; unset: not checked ({_help('data_path')})")
     p.add_argument("--expect-version", help=f"require info.version to equal this, so an old "
                    f"revision still serving does not pass ({_help('expect_version')})")
     p.add_argument("--json", action="store_const", const=True,
@@ -381,8 +419,9 @@ def options_from(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[Opti
         request_timeout_s=_number(get("request_timeout") or "10", label("request_timeout"),
                                   0.1, 300),
         artifact_dir=Path(art) if art else None,
-        health_path=get("health_path") or "/health",
+        health_path=get("health_path") or "/healthz",
         openapi_path=get("openapi_path") or "/openapi.json",
+        data_path=get("data_path") or None,
         expect_version=get("expect_version"),
     )
     as_json = (get("json") or "0").strip().lower() in ("1", "true", "yes", "on")

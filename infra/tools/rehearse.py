@@ -1,4 +1,4 @@
-"""``python -m infra.rehearse`` (``make rehearse``): the release pipeline, locally and offline.
+"""``python -m infra.tools.rehearse`` (``make rehearse``): the release pipeline, locally and offline.
 
 1. Offline preview of the stack (default ``dev``) with the policy pack; a mandatory violation
    stops here with exit 1, as the real pipeline's preview would.
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.preview import PROJECT_ROOT, PreviewError, PreviewResult, run_preview
-from infra.preview.model import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN_SENTINELS
-from infra.preview.report import render, render_error
+from infra.tools.preview import PROJECT_ROOT, PreviewError, PreviewResult, run_preview
+from infra.tools.preview.model import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN_SENTINELS
+from infra.tools.preview.report import render, render_error
 
 JOB_TYPE = "azure-native:app:Job"
 _PYTHON = re.compile(r"^(/usr(/local)?/bin/)?python[0-9.]*$")
@@ -182,7 +182,7 @@ def rehearse(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     env = os.environ.get
     parser = argparse.ArgumentParser(
-        prog="python -m infra.rehearse",
+        prog="python -m infra.tools.rehearse",
         description=("Offline preview with the policy pack, then run the previewed migration job's "
                      "command locally against an embedded PostgreSQL, like the pipeline's gate."),
         epilog=("environment twins: REHEARSE_STACK, REHEARSE_PROGRAM_DIR, REHEARSE_POLICY_PACK, "

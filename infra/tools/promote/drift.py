@@ -16,7 +16,7 @@ from .backend import EXIT_BACKEND, LEDGER_OUTPUT, PromoteError
 
 
 @dataclass(frozen=True)
-class Finding:
+class DriftFinding:
     code: str
     severity: str  # "critical" fails the check, "warning" is reported only
     message: str
@@ -64,16 +64,16 @@ def api_url(outputs: Mapping[str, Any], stack: str, app: str = "api") -> str:
     return fqdn.rstrip("/") if fqdn.startswith(("http://", "https://")) else f"https://{fqdn}"
 
 
-def drift(stack: str, outputs: Mapping[str, Any], status: Mapping[str, Any]) -> list[Finding]:
+def drift(stack: str, outputs: Mapping[str, Any], status: Mapping[str, Any]) -> list[DriftFinding]:
     """Compare what the stack deployed with what its database reports."""
-    findings: list[Finding] = []
+    findings: list[DriftFinding] = []
     ledger = parse_ledger(outputs.get(LEDGER_OUTPUT))
     deployed = deployed_sha(outputs)
     if not ledger:
-        findings.append(Finding("no-accepted-release", "warning",
+        findings.append(DriftFinding("no-accepted-release", "warning",
                                 f"stack {stack} has accepted no release yet"))
     elif deployed and deployed != ledger[-1].sha:
-        findings.append(Finding(
+        findings.append(DriftFinding(
             "unaccepted-release", "critical",
             f"stack {stack} runs {deployed} but its latest accepted release is "
             f"{ledger[-1].sha}: a deploy failed after `pulumi up`; fix forward or replay "
@@ -81,27 +81,27 @@ def drift(stack: str, outputs: Mapping[str, Any], status: Mapping[str, Any]) -> 
     pending = _pending_names(status)
     if pending:
         shown = ", ".join(pending[:5]) + (" ..." if len(pending) > 5 else "")
-        findings.append(Finding(
+        findings.append(DriftFinding(
             "pending-migrations", "critical",
             f"{len(pending)} migration(s) pending behind deployed release "
             f"{(deployed or 'unknown')[:12]}: {shown}; the gate did not apply them "
             "(restored database, or a deploy that bypassed the pipeline)"))
     ran = _last_success_sha(status)
     if deployed and ran and ran != deployed:
-        findings.append(Finding(
+        findings.append(DriftFinding(
             "release-not-migrated", "warning",
             f"the last successful migration run was for {ran[:12]}, not deployed {deployed[:12]}"))
     telemetry = status.get("telemetry")
     if isinstance(telemetry, dict) and telemetry.get("enabled") and not telemetry.get("available"):
-        findings.append(Finding("telemetry-unavailable", "warning",
+        findings.append(DriftFinding("telemetry-unavailable", "warning",
                                 "the run log is unavailable; alerts cannot see failures"))
     level, reasons = _alert(status)
     if level == "critical":
-        findings.append(Finding("alert-critical", "critical",
+        findings.append(DriftFinding("alert-critical", "critical",
                                 "migration alert is critical: "
                                 + ("; ".join(reasons) or "see the ops endpoint")))
     elif level == "warning":
-        findings.append(Finding("alert-warning", "warning",
+        findings.append(DriftFinding("alert-warning", "warning",
                                 "migration alert is warning: " + ("; ".join(reasons) or "see ops")))
     return findings
 
@@ -131,7 +131,7 @@ def fetch_status(url: str, token: str | None, timeout: float = 20.0) -> dict[str
     return data
 
 
-def drift_markdown(stack: str, findings: Sequence[Finding]) -> str:
+def drift_markdown(stack: str, findings: Sequence[DriftFinding]) -> str:
     failed = any(f.severity == "critical" for f in findings)
     lines = [f"### Drift: `{stack}` — {'FAILED' if failed else 'ok'}", ""]
     if not findings:

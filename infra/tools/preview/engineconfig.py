@@ -23,7 +23,7 @@ SECRET_PLACEHOLDER = "[secret]"
 
 
 @dataclass(frozen=True)
-class StackConfig:
+class EngineConfig:
     project: str
     stack: str
     program_dir: Path
@@ -65,7 +65,7 @@ def _as_config_string(value: Any) -> str:
     return json.dumps(value)
 
 
-def load(program_dir: Path, stack: str, config_file: Path | None = None) -> StackConfig:
+def load(program_dir: Path, stack: str, config_file: Path | None = None) -> EngineConfig:
     """Load the project and the stack's config; a missing default config file means no config."""
     project_file = program_dir / "Pulumi.yaml"
     if not project_file.is_file():
@@ -100,7 +100,7 @@ def load(program_dir: Path, stack: str, config_file: Path | None = None) -> Stac
                 secret_keys.append(full)
             else:
                 values[full] = _as_config_string(value)
-    return StackConfig(
+    return EngineConfig(
         project=name,
         stack=stack,
         program_dir=program_dir,
