@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser node-tools rehearse test check lint typecheck bench clean
+.PHONY: venv browser node-tools rehearse rehearse-fail test check lint typecheck bench clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 
 rehearse: venv
 	$(PY) -m infra.tools.rehearse
+
+# The same rehearsal of a broken migration (scratch copy, fresh database): the rollout stops
+# before any app starts, and the target fails with the migration job's exit status.
+rehearse-fail: venv
+	$(PY) -m infra.tools.rehearse --fail
 
 test: venv browser node-tools
 	$(PY) -m pytest

@@ -1,26 +1,44 @@
-"""`python -m infra.tools.rehearse`: preview gate, then the previewed job's command against PostgreSQL."""
+"""`python -m infra.tools.rehearse`: preview, the previewed job's command, then the previewed
+apps as real processes, the smoke check and status; a failed migration starts no app."""
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
+import pytest
 
 from infra.tools.preview import PROJECT_ROOT, PolicyPackProcess, run_preview
-from infra.tools.rehearse import invocation
+from infra.tools.rehearse import app_invocations, invocation
 
 from .conftest import PROGRAMS
 
+SHA = "2f22765d04931a078909145ca628d2264c852d7d"  # Pulumi.dev.yaml's releaseSha
+SCHEMAS = PROJECT_ROOT / "schemas"
 
-def rehearse(program: Path, database_url: str, artifacts: Path
+
+def rehearse(program: Path, database_url: str, artifacts: Path, *extra: str
              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "infra.tools.rehearse", "--program-dir", str(program),
-         "--database-url", database_url, "--artifact-dir", str(artifacts)],
+         "--database-url", database_url, "--artifact-dir", str(artifacts), *extra],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=300)
+
+
+def validate(path: Path, schema: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.validate(doc, json.loads((SCHEMAS / schema).read_text()))
+    return doc
+
+
+def stages(summary: Path) -> dict[str, str]:
+    return {s["stage"]: s["status"] for s in json.loads(summary.read_text())["stages"]}
 
 
 def test_invocation_maps_the_job_to_this_machine(pack: PolicyPackProcess, tmp_path: Path) -> None:
@@ -34,24 +52,72 @@ def test_invocation_maps_the_job_to_this_machine(pack: PolicyPackProcess, tmp_pa
     assert job.release_sha == "abc123"
 
 
-def test_rehearsal_applies_the_migrations(database_url: str, tmp_path: Path) -> None:
-    done = rehearse(PROGRAMS / "rehearse-ok", database_url, tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    artifact = json.loads((tmp_path / "abc123" / "migration.json").read_text())
-    schema = json.loads((PROJECT_ROOT / "schemas" / "migration.schema.json").read_text())
-    jsonschema.validate(artifact, schema)
-    assert artifact["executionStatus"] == "Succeeded"
-    assert [m["file"] for m in artifact["executionSummary"]["applied"]] == [
-        "0001_create_widgets.sql"]
-    assert "rehearsal OK" in done.stdout
+def test_app_invocations_come_from_the_previewed_container_apps(pack: PolicyPackProcess) -> None:
+    result = run_preview("dev", packs=[pack])
+    api, web = app_invocations(result, "postgresql:///local", PROJECT_ROOT)
+    assert (api.name, web.name) == ("api", "web")
+    assert api.argv == [sys.executable, "-m", "sample_app"]  # the stack file's command
+    assert api.port != web.port and api.env["PORT"] == str(api.port)
+    assert api.env["HOST"] == "127.0.0.1" and api.env["RELEASE_SHA"] == SHA
+    assert api.env["DATABASE_URL"] == "postgresql:///local"
+    # a secret other than the database is substituted by a local random value, never empty
+    assert len(api.env["OPS_MIGRATION_TOKEN"]) >= 24 and "OPS_MIGRATION_TOKEN" not in web.env
+    assert (api.health_path, api.readiness_path) == ("/healthz", "/readyz")
 
 
-def test_failed_migration_fails_the_rehearsal(database_url: str, tmp_path: Path) -> None:
-    done = rehearse(PROGRAMS / "rehearse-bad", database_url, tmp_path)
-    assert done.returncode not in (0, 2), done.stderr[-2000:]
-    artifact = json.loads((tmp_path / "abc123" / "migration.json").read_text())
+def test_the_whole_gated_deploy_rehearses(database_url: str, tmp_path: Path) -> None:
+    done = rehearse(PROJECT_ROOT, database_url, tmp_path / "deploy")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    migration = validate(tmp_path / "deploy" / SHA / "migration.json", "migration.schema.json")
+    assert migration["executionStatus"] == "Succeeded"
+    smoke = validate(tmp_path / "deploy" / SHA / "api-smoke.json", "api-smoke.schema.json")
+    assert smoke["ok"] is True and smoke["expectVersion"] == SHA
+    assert {a["id"] for a in smoke["assertions"]} >= {"openapi-version", "data-status"}
+    assert smoke["data"]["status"] == 200  # the api read the table the migrations created
+    summary = tmp_path / "rehearse" / SHA / "rehearsal.json"
+    assert stages(summary) == dict.fromkeys(
+        ["preview", "migration", "apps", "smoke", "status", "stop"], "ok")
+    for line in ("==> [1/6] preview", "<== migration: ok in", "<== smoke: ok in",
+                 "api-smoke.json", "rehearsal OK"):
+        assert line in out, line
+    assert (tmp_path / "rehearse" / SHA / "api.log").read_text().count("GET /healthz") >= 1
+    # the apps were stopped: nothing listens on their ports any more
+    apps_detail = json.loads(summary.read_text())["stages"][2]["detail"]
+    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", apps_detail)]
+    assert len(ports) == 2
+    for port in ports:
+        with socket.socket() as s, pytest.raises(OSError):
+            s.connect(("127.0.0.1", port))
+
+
+def test_a_failed_migration_stops_the_rollout_before_any_app(database_url: str,
+                                                             tmp_path: Path) -> None:
+    done = rehearse(PROGRAMS / "rehearse-bad", database_url, tmp_path / "deploy")
+    assert done.returncode == 1, done.stderr[-2000:]  # the runner's: SQL failed
+    artifact = json.loads((tmp_path / "deploy" / "abc123" / "migration.json").read_text())
     assert artifact["executionStatus"] == "Failed"
     assert artifact["executionSummary"]["failing"]["file"] == "0002_broken.sql"
+    got = stages(tmp_path / "rehearse" / "abc123" / "rehearsal.json")
+    assert got["migration"] == "failed"
+    assert got["apps"] == got["smoke"] == got["stop"] == "skipped"
+    assert "rollout stopped" in done.stderr
+    assert not (tmp_path / "rehearse" / "abc123" / "api.log").exists()
+
+
+def test_rehearse_fail_breaks_a_scratch_copy_on_a_fresh_database(database_url: str,
+                                                                 tmp_path: Path) -> None:
+    done = rehearse(PROJECT_ROOT, database_url, tmp_path / "deploy", "--fail")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    base = tmp_path / "rehearse-fail"
+    artifact = validate(base / "deploy" / SHA / "migration.json", "migration.schema.json")
+    assert artifact["reasonCode"] == "sql-failed"
+    assert artifact["executionSummary"]["failing"]["sqlstate"] == "42P01"
+    assert artifact["executionSummary"]["failing"]["file"] == "9999_rehearse_broken.sql"
+    assert stages(base / "rehearse" / SHA / "rehearsal.json")["apps"] == "skipped"
+    # the project itself is untouched: the broken file lives only in the scratch copy
+    assert not (PROJECT_ROOT / "db" / "migrations" / "9999_rehearse_broken.sql").exists()
+    assert not (tmp_path / "deploy").exists()
 
 
 def test_policy_violation_stops_before_the_database(database_url: str, tmp_path: Path) -> None:
