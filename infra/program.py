@@ -5,7 +5,8 @@
    from a ``StackReference`` to this very stack, the upstream's from one to ``promotesFrom``. The
    release SHA and image flow into the job and the apps only through that decision, so a refusal
    leaves every workload untouched.
-3. Platform, migration job and its gate, then the apps, each app depending on the gate.
+3. Platform, migration job and its gate, then the apps, each from its ``AppSpec`` (the stack
+   file's ``apps``) and each depending on the gate.
 4. Exports: ``release``, ``acceptedReleases`` (the ledger), ``migrationStatus`` and a few names.
 
 ``build(cfg)`` registers everything and returns the exports (tests and the offline preview call
