@@ -19,7 +19,7 @@ rehearse: venv
 	$(PY) -m infra.tools.rehearse
 
 # The same rehearsal of a broken migration (scratch copy, fresh database): the rollout stops
-# before any app starts, and the target fails with the migration job's exit status.
+# before any app starts; the rehearsal exits with the migration job's status (make: Error 1).
 rehearse-fail: venv
 	$(PY) -m infra.tools.rehearse --fail
 
