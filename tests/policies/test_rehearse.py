@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from infra.tools.preview import PROJECT_ROOT, PolicyPackProcess, run_preview
 from infra.tools.rehearse import app_invocations, invocation
@@ -125,3 +128,60 @@ def test_policy_violation_stops_before_the_database(database_url: str, tmp_path:
     assert done.returncode == 1
     assert "mandatory" in done.stdout
     assert not (tmp_path / "abc123").exists()
+
+
+def dev_stack_with(tmp_path: Path, apps: dict[str, Any]) -> Path:
+    data = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())
+    data["config"]["gated-release:apps"] = apps
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def closed(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_an_app_that_dies_fails_the_rehearsal_and_the_others_are_stopped(
+        database_url: str, tmp_path: Path) -> None:
+    stack = dev_stack_with(tmp_path, {
+        "api": {"command": ["python", "-m", "sample_app"]},
+        "worker": {"command": ["python", "-c", "import sys; print('boom'); sys.exit(3)"],
+                   "ingress": "none"},
+    })
+    done = rehearse(PROJECT_ROOT, database_url, tmp_path / "deploy", "--config-file", str(stack))
+    assert done.returncode == 20, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "app 'worker' exited with 3" in done.stderr and "| boom" in done.stderr
+    got = stages(tmp_path / "rehearse" / SHA / "rehearsal.json")
+    assert (got["apps"], got["smoke"], got["stop"]) == ("failed", "skipped", "ok")
+    assert not (tmp_path / "deploy" / SHA / "api-smoke.json").exists()
+    # the api is the only app with ingress, so the only one listening
+    [port] = [int(p) for p in re.findall(r"listens on 127\.0\.0\.1:(\d+)", done.stdout)]
+    assert closed(port), "the api was left running"
+
+
+def test_sigterm_stops_the_apps(database_url: str, tmp_path: Path) -> None:
+    # a slow readiness path keeps the rehearsal in the apps stage long enough to be signalled
+    stack = dev_stack_with(tmp_path, {"api": {"command": ["python", "-m", "sample_app"],
+                                              "readinessPath": "/never"}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.tools.rehearse", "--database-url", database_url,
+         "--artifact-dir", str(tmp_path / "deploy"), "--config-file", str(stack)],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    port = None
+    for line in proc.stdout:
+        found = re.search(r"listens on 127\.0\.0\.1:(\d+)", line)
+        if found:
+            port = int(found.group(1))
+            break
+    assert port is not None
+    deadline = time.monotonic() + 20
+    while closed(port) and time.monotonic() < deadline:  # the app is up, not yet ready
+        time.sleep(0.1)
+    assert not closed(port)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=30) == 130, rest[-2000:]
+    assert "<== stop: ok" in rest and closed(port)
