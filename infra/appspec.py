@@ -185,9 +185,14 @@ def _one(name: str, body: Any, defaults: AppDefaults, fail: Fail) -> AppSpec:
             f.fail("env", "string values", {key: value})
         plain.append((key, str(value)))
     secrets: list[tuple[str, str]] = []
+    secret_names = {"database-url"}  # the program's own secret on every app
     for key, uri in f.mapping("secretEnv").items():
         if key in env:
             f.fail("secretEnv", "names not also in env", key)
+        if AppSpec.secret_name(key) in secret_names:
+            f.fail("secretEnv", "names that map to distinct ACA secret names (lowercase, _ as -)",
+                   key)
+        secret_names.add(AppSpec.secret_name(key))
         if not isinstance(uri, str) or not SECRET_URI.match(uri):
             f.fail("secretEnv", f"{key}: a Key Vault secret URI "
                    "(https://<vault>.vault.azure.net/secrets/<name>[/<version>]), never a literal",

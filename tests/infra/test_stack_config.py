@@ -209,6 +209,10 @@ def _app(**fields: Any) -> dict[str, Any]:
         (_app(env={"bad-name": "x"}), "api.env"),
         (_app(secretEnv={"TOKEN": "s3cr3t-literal"}), "api.secretEnv"),
         (_app(comand=["node"]), "api.comand"),
+        (_app(secretEnv={"database_url": "https://kv-x.vault.azure.net/secrets/db"}),
+         "api.secretEnv"),
+        (_app(secretEnv={"Api_Key": "https://kv-x.vault.azure.net/secrets/a",
+                         "API_KEY": "https://kv-x.vault.azure.net/secrets/b"}), "api.secretEnv"),
     ],
 )
 def test_app_spec_errors_name_the_app_field_and_stack(apps: dict[str, Any], field: str) -> None:
