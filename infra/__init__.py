@@ -1,8 +1,9 @@
 """The gated-release Pulumi program and its migration gate.
 
 Modules: ``config`` (typed stack config), ``release`` (promotion/replay rules, pure),
-``components`` (Pulumi components), ``program`` (the program), ``gate`` (the migration gate's
-Azure logic, no Pulumi), ``gate_provider`` (the gate as a Pulumi dynamic resource), ``mocks``
+``components`` (Pulumi components), ``program`` (the program), ``gate`` (the migration gate:
+its Azure logic, artifact, credentials and, in ``gate.provider``, the Pulumi dynamic resource;
+``gate_provider`` is an alias kept for state written by earlier releases), ``mocks``
 (mock engine answers for running the program offline), ``errors`` (the exception tree).
 Importing this package imports none of them, so the dynamic provider host stays light.
 """

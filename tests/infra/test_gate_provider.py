@@ -21,7 +21,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import infra.gate
 from infra.errors import GateError
-from infra.gate_provider import TRIGGERS, MigrationRunProvider, changed_triggers
+from infra.gate.provider import TRIGGERS, MigrationRunProvider, changed_triggers
 from tests.infra.fake_arm_server import FakeArm, Scenario
 from tests.infra.test_gate_arm import FAST, IMAGE, JOB_ID, SHA, FakeClock, FakeCredential
 from tests.schema_check import validate_file
@@ -84,12 +84,12 @@ def test_provider_pickles_by_reference_and_without_azure_state() -> None:
     import pickletools
 
     blob = base64.b64decode(serialize_provider(MigrationRunProvider()))
-    # By reference: the provider host imports infra.gate_provider (installed with the project)
+    # By reference: the provider host imports infra.gate.provider (installed with the project)
     # instead of unpickling a copy of its code, so nothing of the program leaks into state.
     globals_ = [arg for op, arg, _ in pickletools.genops(blob)
                 if op.name in ("GLOBAL", "STACK_GLOBAL") or (op.name.endswith("UNICODE")
                                                                 and isinstance(arg, str))]
-    assert "infra.gate_provider" in globals_ and "MigrationRunProvider" in globals_
+    assert "infra.gate.provider" in globals_ and "MigrationRunProvider" in globals_
     assert len(blob) < 512
     assert b"azure" not in blob and b"credential" not in blob.lower()
     assert isinstance(dill.loads(blob), MigrationRunProvider)
@@ -116,7 +116,7 @@ def gate_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         )
 
     monkeypatch.setattr(infra.gate, "run_gate", fast_gate)
-    monkeypatch.setattr("azure.identity.DefaultAzureCredential", lambda: None)
+    monkeypatch.setattr("infra.gate.credentials.gate_credential", lambda *a, **k: None)
     yield calls
 
 
