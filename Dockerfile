@@ -7,10 +7,14 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-# The runner (psycopg + pglast only; no Pulumi, no embedded PostgreSQL in the image).
+# The runner (psycopg + pglast only; no Pulumi, no embedded PostgreSQL in the image) and the
+# app servers, every byte from the lock (hash-checked; refresh with `make lock`), then the
+# project itself without resolving anything again.
+COPY requirements/image.txt requirements/image.txt
+RUN pip install --require-hashes -r requirements/image.txt
 COPY pyproject.toml README.md ./
 COPY migration/ migration/
-RUN pip install . gunicorn uvicorn
+RUN pip install --no-deps --no-build-isolation .
 
 # The application's ordered migrations, read by the job from MIGRATION_DIR=/app/db/migrations.
 COPY db/migrations/ db/migrations/

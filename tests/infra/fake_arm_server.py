@@ -62,6 +62,15 @@ ROUTES = {
 }
 
 
+# Log Analytics' answer for a workspace that never received a container log
+MISSING_TABLE = {"error": {
+    "code": "BadArgumentError", "message": "The request had some invalid properties",
+    "innererror": {"code": "SemanticError", "message": "A semantic error occurred.",
+                   "innererror": {"code": "SEM0100", "message": "'where' operator: Failed to "
+                                  "resolve table or column expression named "
+                                  "'ContainerAppConsoleLogs_CL'"}}}}
+
+
 @dataclass
 class Request:
     method: str
@@ -92,6 +101,10 @@ class Scenario:
     page_size: int = 2
     # seconds the operation result's 202 asks the poller to wait (ARM's Retry-After)
     operation_retry_after: str = "0"
+    # ingestion in batches: the i-th query sees the first log_batches[i] lines (the last sticks)
+    log_batches: list[int] | None = None
+    # a new workspace: the first this-many queries find no ContainerAppConsoleLogs_CL table
+    missing_table_queries: int = 0
 
 
 class FakeArm:
@@ -238,9 +251,17 @@ class FakeArm:
                                     f"&$skiptoken={skip + size}")
             return 200, {}, page
         if route == "query":
+            with self._lock:
+                n = self._polls["__query__"]
+                self._polls["__query__"] += 1
+            if n < self.scenario.missing_table_queries:
+                return 400, {}, MISSING_TABLE
+            lines = self.scenario.log_lines
+            if self.scenario.log_batches:
+                lines = lines[: self.scenario.log_batches[min(n, len(self.scenario.log_batches) - 1)]]
             rows = [
                 [f"2030-01-01T00:00:{i:02d}Z", line]
-                for i, line in enumerate(self.scenario.log_lines)
+                for i, line in enumerate(lines)
             ]
             # Honour the query's order and limit, as Log Analytics does.
             kql = str((body or {}).get("query", ""))
