@@ -64,6 +64,7 @@ check: lint typecheck test
 bench: venv node-tools
 	$(PY) -m bench
 	$(PY) bench/preview_bench.py
+	$(PY) bench/gate_bench.py
 
 clean:
 	-$(PY) -m migration embedded --stop 2>/dev/null

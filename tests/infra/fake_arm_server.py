@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,6 +106,10 @@ class Scenario:
     log_batches: list[int] | None = None
     # a new workspace: the first this-many queries find no ContainerAppConsoleLogs_CL table
     missing_table_queries: int = 0
+    # real time instead of poll counts: the execution runs this long after its start, then
+    # ends with the last of `statuses`; its console lines are ingested `ingest_seconds` later
+    run_seconds: float | None = None
+    ingest_seconds: float = 0.0
 
 
 class FakeArm:
@@ -118,6 +123,7 @@ class FakeArm:
         self.op_names: dict[str, str] = {}
         self.stopped: set[str] = set()
         self._listed_after: dict[str, int] = {}
+        self._started_at: dict[str, float] = {}
         self._lock = threading.Lock()
         for execution in self.scenario.existing:
             self.executions[execution["name"]] = json.loads(json.dumps(execution))
@@ -157,6 +163,12 @@ class FakeArm:
             execution = self.executions[name]
             if name in self.stopped:
                 execution["properties"]["status"] = "Stopped"
+            elif self.scenario.run_seconds is not None and name in self._started_at:
+                done = time.monotonic() - self._started_at[name] >= self.scenario.run_seconds
+                status = self.scenario.statuses[-1] if done else "Running"
+                execution["properties"]["status"] = status
+                if done and self.scenario.message:
+                    execution["properties"]["message"] = self.scenario.message
             elif advance:
                 i = min(self._polls[name], len(self.scenario.statuses) - 1)
                 self._polls[name] += 1
@@ -191,6 +203,7 @@ class FakeArm:
                     "properties": props,
                 }
                 self._listed_after[name] = 0
+                self._started_at[name] = time.monotonic()
                 self._ops[op] = 0
                 self.op_names[op] = name
             location = (
@@ -257,6 +270,11 @@ class FakeArm:
             if n < self.scenario.missing_table_queries:
                 return 400, {}, MISSING_TABLE
             lines = self.scenario.log_lines
+            if self.scenario.run_seconds is not None:
+                ingested = self.scenario.run_seconds + self.scenario.ingest_seconds
+                started = list(self._started_at.values())
+                if not started or time.monotonic() - started[-1] < ingested:
+                    lines = []
             if self.scenario.log_batches:
                 lines = lines[: self.scenario.log_batches[min(n, len(self.scenario.log_batches) - 1)]]
             rows = [

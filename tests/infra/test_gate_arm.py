@@ -132,7 +132,7 @@ def test_success_starts_one_execution_of_the_job_as_deployed_and_records_it(
     # no template override: the execution runs the Job resource's template, which the policies
     # checked (release image, MIGRATION_RELEASE_SHA), not one the gate assembled itself
     [start] = [r for r in fake.requests if r.route == "start"]
-    assert start.body is None and "content-type" not in start.headers
+    assert start.body is None and start.headers.get("content-length", "0") == "0"
     assert ran == JOB_TEMPLATE
     assert fake.count("executions") == 1  # listed once before the start
     assert fake.count("stop") == 0
