@@ -25,7 +25,7 @@ their state; that module remains as an alias, so their refresh and destroy still
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,11 @@ from pulumi.dynamic import (
 from pulumi.dynamic import Resource as DynamicResource
 
 __all__ = [
+    "PROPAGATION_TRIGGERS",
     "TRIGGERS",
+    "IdentityPropagation",
+    "IdentityPropagationArgs",
+    "IdentityPropagationProvider",
     "MigrationRun",
     "MigrationRunArgs",
     "MigrationRunProvider",
@@ -173,3 +177,78 @@ class MigrationRun(DynamicResource, module="gate", name="MigrationRun"):
             "logsSource": None,
         }
         super().__init__(MigrationRunProvider(), name, props, opts)
+
+
+PROPAGATION_TRIGGERS = ("principalId", "roleAssignmentIds")
+
+
+class IdentityPropagationProvider(ResourceProvider):
+    """Waits (create, or a changed identity) until role assignments are effective; see
+    :mod:`infra.gate.propagation`. Pure ``check``/``diff``; ``read``/``delete`` do nothing."""
+
+    serialize_as_secret_always = False
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(news, [])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in PROPAGATION_TRIGGERS if _plain(olds.get(k)) != _plain(news.get(k))]
+        return DiffResult(changes=bool(changed), replaces=[], stables=[],
+                          delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from infra.gate.provider import propagate
+
+        return CreateResult(f"propagation/{props['principalId']}", propagate(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from infra.gate.provider import propagate
+
+        return UpdateResult(propagate(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_, props)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        return None
+
+
+def propagate(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Wait for the role assignments of ``props``; the outputs report how long it took."""
+    from infra.gate.credentials import gate_credential
+    from infra.gate.propagation import await_role_assignments
+
+    arm = str(props.get("armEndpoint") or "https://management.azure.com")
+    report = await_role_assignments(
+        [str(i) for i in props["roleAssignmentIds"]], arm_endpoint=arm,
+        credential=gate_credential(arm), settle_seconds=float(props["settleSeconds"]))
+    outs = {k: v for k, v in props.items() if k != "__provider"}
+    outs.update(visibleAfterSeconds=report.visible_after_seconds,
+                settledSeconds=report.settled_seconds)
+    return outs
+
+
+@dataclass(frozen=True)
+class IdentityPropagationArgs:
+    """The workload identity and its role assignments (AcrPull, Key Vault Secrets User)."""
+
+    principal_id: pulumi.Input[str]
+    role_assignment_ids: Sequence[pulumi.Input[str]]
+    arm_endpoint: pulumi.Input[str] = "https://management.azure.com"
+    settle_seconds: pulumi.Input[int] = 60
+
+
+class IdentityPropagation(DynamicResource, module="gate", name="IdentityPropagation"):
+    """Created after the role assignments, before the Job and apps that use the identity."""
+
+    def __init__(self, name: str, args: IdentityPropagationArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {
+            "principalId": args.principal_id,
+            "roleAssignmentIds": list(args.role_assignment_ids),
+            "armEndpoint": args.arm_endpoint,
+            "settleSeconds": args.settle_seconds,
+            "visibleAfterSeconds": None,
+            "settledSeconds": None,
+        }
+        super().__init__(IdentityPropagationProvider(), name, props, opts)

@@ -60,7 +60,11 @@ ROUTES = {
         ),
     ),
     "query": ("POST", re.compile(r"/v1/workspaces/(?P<ws>[^/]+)/query$")),
+    "roleassignment": ("GET", re.compile(
+        r"^(?P<scope>/subscriptions/.+)/providers/Microsoft\.Authorization/roleAssignments/"
+        r"(?P<name>[^/]+)$")),
 }
+ROLE_ASSIGNMENT_API = "2022-04-01"
 
 
 # Log Analytics' answer for a workspace that never received a container log
@@ -110,6 +114,8 @@ class Scenario:
     # ends with the last of `statuses`; its console lines are ingested `ingest_seconds` later
     run_seconds: float | None = None
     ingest_seconds: float = 0.0
+    # role assignments answer 404 (not replicated yet) for this many reads each
+    role_assignment_lag: int = 0
 
 
 class FakeArm:
@@ -263,6 +269,15 @@ class FakeArm:
                 page["nextLink"] = (f"{base}{path}?api-version={API_VERSION}"
                                     f"&$skiptoken={skip + size}")
             return 200, {}, page
+        if route == "roleassignment":
+            with self._lock:
+                self._polls[path] += 1
+                seen = self._polls[path]
+            if seen <= self.scenario.role_assignment_lag:
+                return 404, {}, {"error": {"code": "RoleAssignmentNotFound",
+                                           "message": "The role assignment does not exist."}}
+            return 200, {}, {"id": path, "name": m["name"],
+                             "type": "Microsoft.Authorization/roleAssignments"}
         if route == "query":
             with self._lock:
                 n = self._polls["__query__"]
@@ -358,7 +373,8 @@ class FakeArm:
                         {},
                         {"error": {"code": "AuthenticationFailed", "message": "no bearer token"}},
                     )
-                if route != "query" and query.get("api-version") != [API_VERSION]:
+                wanted = ROLE_ASSIGNMENT_API if route == "roleassignment" else API_VERSION
+                if route != "query" and query.get("api-version") != [wanted]:
                     # every request names the installed SDK's api-version (one of API_VERSIONS)
                     return self._send(
                         400,
