@@ -6,7 +6,8 @@ SDK's model layout), :mod:`~infra.gate.logs` (Log Analytics, waited for until co
 :mod:`~infra.gate.artifact` (``migration.json``), :mod:`~infra.gate.credentials` (GitHub OIDC in
 Actions), :mod:`~infra.gate.clouds` (endpoints per cloud), :mod:`~infra.gate.transport` (HTTP
 details), :mod:`~infra.gate.followup` (``python -m infra.gate logs``) and
-:mod:`~infra.gate.provider` (the Pulumi resource). Values shared with the runner come from
+:mod:`~infra.gate.propagation` (the first deploy's wait for role assignments) and
+:mod:`~infra.gate.provider` (the Pulumi resources). Values shared with the runner come from
 :mod:`migration.contract`.
 """
 
