@@ -9,11 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
 # The runner (psycopg + pglast only; no Pulumi, no embedded PostgreSQL in the image) and the
-# sample app (standard library + psycopg), installed from the project.
+# app servers of the lock (hash-checked; refresh with `make lock`), then the project itself
+# (the runner and the sample app: standard library + psycopg) without resolving anything again.
+COPY requirements/image.txt requirements/image.txt
+RUN pip install --require-hashes -r requirements/image.txt
 COPY pyproject.toml README.md ./
 COPY migration/ migration/
 COPY sample_app/ sample_app/
-RUN pip install .
+RUN pip install --no-deps --no-build-isolation .
 
 # The application's ordered migrations, read by the job from MIGRATION_DIR=/app/db/migrations.
 COPY db/migrations/ db/migrations/

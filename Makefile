@@ -4,16 +4,30 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser node-tools rehearse rehearse-fail test check lint typecheck bench clean
+.PHONY: venv lock browser node-tools rehearse rehearse-fail test check lint typecheck bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every dependency comes from the lock, hash-checked (requirements/dev.txt); the project itself
+# is installed without dependencies and without build isolation (setuptools is in the lock too).
+$(STAMP): pyproject.toml requirements/dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=...)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Refresh the locks from PyPI after changing a range in pyproject.toml (or to take new
+# releases): one lock per install profile, universal (Linux, macOS, Windows), with hashes.
+#   runner.txt  `pip install .`: the runner only      image.txt  the release image (+ servers)
+#   infra.txt   `.[infra]`: the program, pack, gate   dev.txt    `.[dev]`: everything, the tests
+LOCK := $(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet \
+        --upgrade --custom-compile-command 'make lock' pyproject.toml requirements/build.in
+lock: venv
+	$(LOCK) -o requirements/runner.txt
+	$(LOCK) requirements/image.in -o requirements/image.txt
+	$(LOCK) --extra infra -o requirements/infra.txt
+	$(LOCK) --extra dev -o requirements/dev.txt
 
 rehearse: venv
 	$(PY) -m infra.tools.rehearse
@@ -55,6 +69,7 @@ check: lint typecheck test
 bench: venv node-tools
 	$(PY) -m bench
 	$(PY) bench/preview_bench.py
+	$(PY) bench/gate_bench.py
 
 clean:
 	-$(PY) -m migration embedded --stop 2>/dev/null

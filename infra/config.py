@@ -33,6 +33,8 @@ __all__ = [
     "AppSpec",
     "ContainerSize",
     "StackConfig",
+    "check_ci_stage_timeout",
+    "ci_stage_seconds_needed",
     "declared_keys",
     "from_pulumi",
     "load_config",
@@ -46,6 +48,12 @@ MIGRATION_TIMEOUT_BOUNDS = (60, 7200)
 MIGRATION_MARGIN_BOUNDS = (30, 900)
 GATE_START_ALLOWANCE_BOUNDS = (0, 900)
 RETENTION_BOUNDS = (30, 730)
+CI_STAGE_TIMEOUT_BOUNDS = (10, 360)  # minutes; 360 is GitHub's limit for a hosted job
+# After its deadline the gate may still stop the execution (60 s) and, on a failure, wait for a
+# complete console log (180 s): GateRequest.stop_wait_seconds + logs_wait_seconds.
+GATE_AFTER_DEADLINE_SECONDS = 240
+# The rest of a stage job: installs, the second `pulumi up`, smoke, alerts, the logs follow-up.
+CI_STAGE_OTHER_STEPS_SECONDS = 1200
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 # registry host, repository path, then an optional tag and/or a sha256 digest
@@ -308,7 +316,7 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     if promotes_from == stack:
         r.fail("promotesFrom", "another stack (a stack cannot promote from itself)", promotes_from)
     arm_endpoint = _arm_endpoint(r)
-    return StackConfig(
+    cfg = StackConfig(
         stack=stack,
         release_sha=sha,
         release_image=image,
@@ -345,6 +353,34 @@ def load_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         accept_release=r.optional("acceptRelease", _SHA, "a release SHA or empty"),
         replay=r.boolean("replay"),
     )
+    check_ci_stage_timeout(r, cfg)
+    return cfg
+
+
+def ci_stage_seconds_needed(cfg: StackConfig) -> int:
+    """The longest a stage job can take with this config (the rule in Pulumi.yaml)."""
+    return cfg.gate_deadline_seconds + GATE_AFTER_DEADLINE_SECONDS + CI_STAGE_OTHER_STEPS_SECONDS
+
+
+def check_ci_stage_timeout(r: _Reader, cfg: StackConfig) -> None:
+    """The migration deadline and its margins must fit the CI stage job's ``timeout-minutes``.
+
+    Otherwise GitHub kills the job (and the gate in it) while the execution runs on unwatched.
+    """
+    minutes = r.integer("ciStageTimeoutMinutes", CI_STAGE_TIMEOUT_BOUNDS)
+    needed = ci_stage_seconds_needed(cfg)
+    if needed > minutes * 60:
+        fixed = needed - cfg.migration_timeout_seconds
+        r.fail(
+            "migrationTimeoutSeconds",
+            f"at most {minutes * 60 - fixed} so that it + migrationTimeoutMarginSeconds "
+            f"({cfg.migration_timeout_margin_seconds}) + gateStartAllowanceSeconds "
+            f"({cfg.gate_start_allowance_seconds}) + the gate's stop and log waits "
+            f"({GATE_AFTER_DEADLINE_SECONDS}) + the stage's other steps "
+            f"({CI_STAGE_OTHER_STEPS_SECONDS}) fit ciStageTimeoutMinutes ({minutes} min, the "
+            "stage job's timeout-minutes in .github/workflows/stage.yml); or raise both",
+            cfg.migration_timeout_seconds,
+        )
 
 
 def from_pulumi() -> StackConfig:

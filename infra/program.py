@@ -31,6 +31,7 @@ from infra.components import (
     PlatformArgs,
 )
 from infra.config import PROJECT_FILE, StackConfig, from_pulumi
+from infra.gate.provider import IdentityPropagation, IdentityPropagationArgs
 
 __all__ = ["LEDGER_OUTPUT", "build", "migrations_checksum", "run"]
 
@@ -81,6 +82,16 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     artifact_dir = Path(cfg.artifact_dir)
     if not artifact_dir.is_absolute():
         artifact_dir = PROJECT_DIR / artifact_dir
+    # first deploy: ACA checks the Key Vault reference and AcrPull with the identity at once
+    propagation = IdentityPropagation(
+        "identity-propagation",
+        IdentityPropagationArgs(
+            principal_id=platform.role_assignments[0].principal_id,
+            role_assignment_ids=[ra.id for ra in platform.role_assignments],
+            arm_endpoint=cfg.arm_endpoint,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=platform.role_assignments),
+    )
     migration = MigrationJob(
         "migration",
         MigrationJobArgs(
@@ -93,7 +104,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
             artifact_dir=str(artifact_dir),
             migrations_checksum=migrations_checksum(PROJECT_DIR / "db" / "migrations"),
             workspace_customer_id=platform.workspace_customer_id,
-            depends_on=platform.role_assignments,
+            depends_on=[*platform.role_assignments, propagation],
         ),
     )
     apps = {
@@ -111,7 +122,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
                 release_sha=release_sha,
                 image=image,
                 # the gate: no app revision rolls out before the migration run succeeded
-                depends_on=[migration.run, *platform.role_assignments],
+                depends_on=[migration.run, *platform.role_assignments, propagation],
             ),
         )
         for spec in cfg.apps

@@ -13,9 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-LOG_TAIL = 200
-LOG_LINE_MAX = 2000
+from .contract import LOG_LINE_MAX, LOG_TAIL, SCHEMA_VERSION
 
 
 def now() -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .analysis import Analysis, uses_label
+from .contract import BOUNDARY_ENUM_VALUE_USED_LATER, BOUNDARY_NON_TRANSACTIONAL
 
 
 @dataclass
@@ -40,7 +41,7 @@ def plan_groups(pending: list[Analysis], single_transaction: bool
     for a in pending:
         if not a.transactional:
             flush()
-            boundaries.append({"before": a.file.name, "reason": "non-transactional",
+            boundaries.append({"before": a.file.name, "reason": BOUNDARY_NON_TRANSACTIONAL,
                                "detail": f"{a.file.name} runs outside a transaction"})
             groups.append(Group([a], False))
             continue
@@ -48,7 +49,7 @@ def plan_groups(pending: list[Analysis], single_transaction: bool
         if used and current:
             lb, t, by = used[0]
             flush()
-            boundaries.append({"before": a.file.name, "reason": "enum-value-used-later",
+            boundaries.append({"before": a.file.name, "reason": BOUNDARY_ENUM_VALUE_USED_LATER,
                                "detail": f"uses label {lb!r} of {t} added by {by}, which must "
                                          "commit first"})
         current.append(a)

@@ -428,3 +428,52 @@ def test_a_stage_deploys_the_release_commit_not_the_branch_head() -> None:
     job = load("stage")["jobs"]["deploy"]
     checkout = next(s for s in steps(job) if uses(s).startswith("actions/checkout"))
     assert checkout.get("with", {}).get("ref") == "${{ inputs.sha }}"
+
+
+# -- the gate in the stage job: credentials, timeouts, logs (issue 11) ---------------------------
+
+def test_the_gate_gets_the_azure_identity_variables_and_oidc_permission() -> None:
+    job = load("stage")["jobs"]["deploy"]
+    # azure-identity (the gate) reads AZURE_*; ARM_* is only the azure-native provider's
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID"):
+        assert job["env"][name] == f"${{{{ secrets.{name} }}}}"
+    assert job["env"]["ARM_USE_OIDC"] == "true"
+    assert load("stage")["permissions"]["id-token"] == "write"  # ACTIONS_ID_TOKEN_REQUEST_*
+
+
+def test_the_stage_timeout_is_the_one_the_config_rule_checks() -> None:
+    from infra.config import ci_stage_seconds_needed, load_config, load_stack_file
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = project["config"]["ciStageTimeoutMinutes"]["default"]
+    job = load("stage")["jobs"]["deploy"]
+    assert job["timeout-minutes"] == declared
+    for stack in STACKS:
+        raw = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+        cfg = load_config(stack, raw)  # the rule passed when the config was read
+        minutes = int(raw.get("ciStageTimeoutMinutes", declared))
+        assert minutes <= job["timeout-minutes"], stack
+        assert ci_stage_seconds_needed(cfg) <= job["timeout-minutes"] * 60, stack
+
+
+def test_a_migration_timeout_that_outlives_the_stage_job_is_refused_when_config_is_read() -> None:
+    from infra.config import load_config, load_stack_file
+    from infra.errors import ConfigError
+
+    raw = {**load_stack_file(ROOT / "Pulumi.dev.yaml"), "migrationTimeoutSeconds": "7200"}
+    with pytest.raises(ConfigError) as info:
+        load_config("dev", raw)
+    assert "migrationTimeoutSeconds" in str(info.value)
+    assert "ciStageTimeoutMinutes" in str(info.value)
+    load_config("dev", {**raw, "ciStageTimeoutMinutes": "150"})  # raised together: accepted
+
+
+def test_the_console_log_follow_up_runs_after_the_up_and_before_the_upload() -> None:
+    job = load("stage")["jobs"]["deploy"]
+    ups = index(job, lambda s: pulumi_command(s) == "up")
+    (follow,) = index(job, lambda s: "python -m infra.gate logs" in run_text(s))
+    upload = index(job, lambda s: uses(s).startswith("actions/upload-artifact"))
+    assert ups[0] < follow < upload[0]
+    step = steps(job)[follow]
+    assert "!cancelled()" in step["if"]  # also after a failed up: the failure's log matters most
+    assert '--sha "$RELEASE_SHA"' in run_text(step)

@@ -3,19 +3,22 @@
 Threaded ``http.server`` on 127.0.0.1 speaking just enough of the real APIs for the real
 ``azure-mgmt-appcontainers`` and ``azure-monitor-query`` clients:
 
-- ``POST .../providers/Microsoft.App/jobs/{job}/start`` -> 202, ``Location`` (an operation
-  result URL, polled by the SDK's LRO poller), body ``{id, name}`` of the new execution, whose
-  template is the job's (:attr:`Scenario.job_template`), or the request body when one was sent
+- ``POST .../providers/Microsoft.App/jobs/{job}/start`` -> 202 with a ``Location`` (an operation
+  result URL) and NO body, as the published examples (``Job_Start.json``) answer; the execution
+  runs the job's template (:attr:`Scenario.job_template`), or the request body when one was sent
 - ``POST .../jobs/{job}/executions/{name}/stop`` -> 202 and ``Location``; the execution reads
   ``Stopped`` from then on (the path ``jobs.begin_stop_execution`` of azure-mgmt-appcontainers
   5.x uses)
-- ``GET .../containerappOperationResults/{op}`` -> 202 once, then 200 with the execution
+- ``GET .../containerappOperationResults/{op}`` -> 202 (with ``Retry-After``) once, then 200 with
+  the final state: ``{id, name}`` of the new execution (JobExecutionBase), or no body
 - ``GET .../jobs/{job}/executions/{name}`` -> the execution, its status taken from the scenario
-- ``GET .../jobs/{job}/executions`` -> ``{value: [...]}``
+  (any string: values outside the published enum included)
+- ``GET .../jobs/{job}/executions`` -> ``{value: [...], nextLink}`` pages of
+  :attr:`Scenario.page_size` executions
 - ``POST /v1/workspaces/{id}/query`` -> a Log Analytics table of console lines
 
-Every ARM request must carry ``api-version`` equal to :data:`API_VERSION` (else 400 with an ARM
-error body) and ``Authorization: Bearer <token>`` (else 401). ``faults`` injects answers (429 with
+Every ARM request must carry an ``api-version`` of an admitted azure-mgmt-appcontainers release
+(:data:`API_VERSIONS`; else 400 with an ARM error body) and ``Authorization: Bearer <token>`` (else 401). ``faults`` injects answers (429 with
 Retry-After, 5xx) before the real one, per route.
 """
 
@@ -24,13 +27,25 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-API_VERSION = "2026-07-01"
+# the default api-version of each admitted azure-mgmt-appcontainers release: 3.1, 4.0, 5.0, 5.1
+API_VERSIONS = ("2024-03-01", "2025-07-01", "2026-01-01", "2026-07-01")
+
+
+def _sdk_api_version() -> str:
+    from azure.mgmt.appcontainers import ContainerAppsAPIClient
+
+    client = ContainerAppsAPIClient(credential=object(), subscription_id="0")  # type: ignore[arg-type]
+    return str(client._config.api_version)
+
+
+API_VERSION = _sdk_api_version()  # the installed SDK's: what every request must carry
 _JOB = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.App/jobs/(?P<job>[^/]+)"
 ROUTES = {
     "start": ("POST", re.compile(_JOB + r"/start$")),
@@ -45,7 +60,20 @@ ROUTES = {
         ),
     ),
     "query": ("POST", re.compile(r"/v1/workspaces/(?P<ws>[^/]+)/query$")),
+    "roleassignment": ("GET", re.compile(
+        r"^(?P<scope>/subscriptions/.+)/providers/Microsoft\.Authorization/roleAssignments/"
+        r"(?P<name>[^/]+)$")),
 }
+ROLE_ASSIGNMENT_API = "2022-04-01"
+
+
+# Log Analytics' answer for a workspace that never received a container log
+MISSING_TABLE = {"error": {
+    "code": "BadArgumentError", "message": "The request had some invalid properties",
+    "innererror": {"code": "SemanticError", "message": "A semantic error occurred.",
+                   "innererror": {"code": "SEM0100", "message": "'where' operator: Failed to "
+                                  "resolve table or column expression named "
+                                  "'ContainerAppConsoleLogs_CL'"}}}}
 
 
 @dataclass
@@ -74,6 +102,20 @@ class Scenario:
     new_start_time: str | None = "2030-01-01T00:00:00Z"
     # the listing lags: a started execution shows up only after this many list calls
     list_lag: int = 0
+    # executions per page of the listing; the rest follows through nextLink
+    page_size: int = 2
+    # seconds the operation result's 202 asks the poller to wait (ARM's Retry-After)
+    operation_retry_after: str = "0"
+    # ingestion in batches: the i-th query sees the first log_batches[i] lines (the last sticks)
+    log_batches: list[int] | None = None
+    # a new workspace: the first this-many queries find no ContainerAppConsoleLogs_CL table
+    missing_table_queries: int = 0
+    # real time instead of poll counts: the execution runs this long after its start, then
+    # ends with the last of `statuses`; its console lines are ingested `ingest_seconds` later
+    run_seconds: float | None = None
+    ingest_seconds: float = 0.0
+    # role assignments answer 404 (not replicated yet) for this many reads each
+    role_assignment_lag: int = 0
 
 
 class FakeArm:
@@ -87,6 +129,7 @@ class FakeArm:
         self.op_names: dict[str, str] = {}
         self.stopped: set[str] = set()
         self._listed_after: dict[str, int] = {}
+        self._started_at: dict[str, float] = {}
         self._lock = threading.Lock()
         for execution in self.scenario.existing:
             self.executions[execution["name"]] = json.loads(json.dumps(execution))
@@ -126,6 +169,12 @@ class FakeArm:
             execution = self.executions[name]
             if name in self.stopped:
                 execution["properties"]["status"] = "Stopped"
+            elif self.scenario.run_seconds is not None and name in self._started_at:
+                done = time.monotonic() - self._started_at[name] >= self.scenario.run_seconds
+                status = self.scenario.statuses[-1] if done else "Running"
+                execution["properties"]["status"] = status
+                if done and self.scenario.message:
+                    execution["properties"]["message"] = self.scenario.message
             elif advance:
                 i = min(self._polls[name], len(self.scenario.statuses) - 1)
                 self._polls[name] += 1
@@ -138,7 +187,8 @@ class FakeArm:
             return json.loads(json.dumps(execution))
 
     def answer(
-        self, route: str, m: re.Match[str], body: Any, base: str, path: str
+        self, route: str, m: re.Match[str], body: Any, base: str, path: str,
+        query: dict[str, list[str]] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         if route == "start":
             with self._lock:
@@ -159,14 +209,14 @@ class FakeArm:
                     "properties": props,
                 }
                 self._listed_after[name] = 0
+                self._started_at[name] = time.monotonic()
                 self._ops[op] = 0
                 self.op_names[op] = name
             location = (
                 f"{base}/subscriptions/{m['sub']}/providers/Microsoft.App/locations/westeurope"
                 f"/containerappOperationResults/{op}?api-version={API_VERSION}"
             )
-            start_body = {"id": ex_id, "name": name} if self.scenario.start_body_has_name else {}
-            return 202, {"Location": location}, start_body
+            return 202, {"Location": location, "Retry-After": self.scenario.operation_retry_after}, None
         if route == "stop":
             with self._lock:
                 if m["name"] not in self.executions:
@@ -186,12 +236,14 @@ class FakeArm:
                 first = self._ops[m["op"]] == 1
                 name = self.op_names[m["op"]]
             if first:
-                return 202, {"Location": f"{base}{path}?api-version={API_VERSION}"}, None
+                return 202, {"Location": f"{base}{path}?api-version={API_VERSION}",
+                             "Retry-After": self.scenario.operation_retry_after}, None
             if not name:
                 return 200, {}, None
             ex = self.executions[name]
-            body = {"id": ex["id"], "name": name} if self.scenario.start_body_has_name else {}
-            return 200, {}, body
+            if not self.scenario.start_body_has_name:
+                return 200, {}, None
+            return 200, {}, {"id": ex["id"], "name": name}
         if route == "execution":
             if m["name"] not in self.executions:
                 return (
@@ -209,15 +261,40 @@ class FakeArm:
                         if self._listed_after[n] <= self.scenario.list_lag:
                             continue
                     visible.append(n)
-            return (
-                200,
-                {},
-                {"value": [self._execution(m, n, advance=False) for n in visible]},
-            )
+            skip = int((query or {}).get("$skiptoken", ["0"])[0])
+            size = max(self.scenario.page_size, 1)
+            page = {"value": [self._execution(m, n, advance=False)
+                              for n in visible[skip:skip + size]]}
+            if skip + size < len(visible):
+                page["nextLink"] = (f"{base}{path}?api-version={API_VERSION}"
+                                    f"&$skiptoken={skip + size}")
+            return 200, {}, page
+        if route == "roleassignment":
+            with self._lock:
+                self._polls[path] += 1
+                seen = self._polls[path]
+            if seen <= self.scenario.role_assignment_lag:
+                return 404, {}, {"error": {"code": "RoleAssignmentNotFound",
+                                           "message": "The role assignment does not exist."}}
+            return 200, {}, {"id": path, "name": m["name"],
+                             "type": "Microsoft.Authorization/roleAssignments"}
         if route == "query":
+            with self._lock:
+                n = self._polls["__query__"]
+                self._polls["__query__"] += 1
+            if n < self.scenario.missing_table_queries:
+                return 400, {}, MISSING_TABLE
+            lines = self.scenario.log_lines
+            if self.scenario.run_seconds is not None:
+                ingested = self.scenario.run_seconds + self.scenario.ingest_seconds
+                started = list(self._started_at.values())
+                if not started or time.monotonic() - started[-1] < ingested:
+                    lines = []
+            if self.scenario.log_batches:
+                lines = lines[: self.scenario.log_batches[min(n, len(self.scenario.log_batches) - 1)]]
             rows = [
                 [f"2030-01-01T00:00:{i:02d}Z", line]
-                for i, line in enumerate(self.scenario.log_lines)
+                for i, line in enumerate(lines)
             ]
             # Honour the query's order and limit, as Log Analytics does.
             kql = str((body or {}).get("query", ""))
@@ -296,7 +373,9 @@ class FakeArm:
                         {},
                         {"error": {"code": "AuthenticationFailed", "message": "no bearer token"}},
                     )
-                if route != "query" and query.get("api-version") != [API_VERSION]:
+                wanted = ROLE_ASSIGNMENT_API if route == "roleassignment" else API_VERSION
+                if route != "query" and query.get("api-version") != [wanted]:
+                    # every request names the installed SDK's api-version (one of API_VERSIONS)
                     return self._send(
                         400,
                         {},
@@ -314,7 +393,8 @@ class FakeArm:
                     return self._send(
                         status, headers, {"error": {"code": "Injected", "message": str(status)}}
                     )
-                status, headers, answer = fake.answer(route, match, body, fake.url, parts.path)
+                status, headers, answer = fake.answer(route, match, body, fake.url, parts.path,
+                                                      query)
                 self._send(status, headers, answer)
 
             def do_GET(self) -> None:

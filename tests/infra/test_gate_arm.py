@@ -132,7 +132,7 @@ def test_success_starts_one_execution_of_the_job_as_deployed_and_records_it(
     # no template override: the execution runs the Job resource's template, which the policies
     # checked (release image, MIGRATION_RELEASE_SHA), not one the gate assembled itself
     [start] = [r for r in fake.requests if r.route == "start"]
-    assert start.body is None and "content-type" not in start.headers
+    assert start.body is None and start.headers.get("content-length", "0") == "0"
     assert ran == JOB_TEMPLATE
     assert fake.count("executions") == 1  # listed once before the start
     assert fake.count("stop") == 0
@@ -174,7 +174,10 @@ def test_terminal_failures_raise_with_their_reason_code(
     assert info.value.code == code
     doc = artifact(tmp_path)
     assert doc["executionStatus"] == status and doc["reasonCode"] == code
-    assert doc["statusTimeline"][-1]["detail"] == "replica exited with code 5"
+    [seen] = [e for e in doc["statusTimeline"] if e["status"] == status][:1]
+    assert seen["detail"] == "replica exited with code 5"
+    # Degraded may leave a replica running: the gate stops it; a finished run needs no stop
+    assert fake.count("stop") == (1 if status == "Degraded" else 0)
     assert str(tmp_path / "deploy" / SHA / "migration.json") in str(info.value)
 
 
@@ -456,7 +459,7 @@ def test_the_log_tail_is_kept_and_the_runner_summary_adopted(
                                     "failing": None},
                "lockWaitMs": 42, "blockers": []}
     lines = [f"  applied {i:04d}_m.sql (1 ms)" for i in range(500)] + [json.dumps(summary)]
-    with FakeArm(Scenario(statuses=["Succeeded"], log_lines=lines)) as fake:
+    with FakeArm(Scenario(statuses=["Failed"], log_lines=lines)) as fake, pytest.raises(GateError):
         gate(request(fake, tmp_path, workspace_id="6a1f0f8e-0000-4000-8000-000000000001"),
              credential, clock)
     doc = artifact(tmp_path)
@@ -468,7 +471,7 @@ def test_the_log_tail_is_kept_and_the_runner_summary_adopted(
 def test_a_status_outside_the_schema_still_writes_a_valid_artifact(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from infra._gate_artifact import ArtifactBuilder
+    from infra.gate.artifact import ArtifactBuilder
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     builder = ArtifactBuilder(SHA, "dev", started_at=now)
@@ -477,3 +480,185 @@ def test_a_status_outside_the_schema_still_writes_a_valid_artifact(tmp_path: Pat
     doc = validate_file(builder.write(tmp_path))
     assert doc["executionStatus"] == "Unknown"
     assert [e["status"] for e in doc["statusTimeline"]] == ["Pending"]
+
+
+# -- production shapes and latency (issue 11) ----------------------------------------------------
+
+WORKSPACE = "6a1f0f8e-0000-4000-8000-000000000001"
+
+
+def runner_summary(code: str | None) -> str:
+    return json.dumps({"schemaVersion": 1, "releaseSha": SHA, "reasonCode": code,
+                       "reason": "boom" if code else None,
+                       "executionSummary": {"applied": [], "pending": ["0002_x.sql"],
+                                            "skipped": [], "failing": None},
+                       "lockWaitMs": 7, "blockers": []})
+
+
+def test_start_is_202_with_location_and_no_body_and_the_name_comes_from_the_location(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    with FakeArm(Scenario(statuses=["Running", "Succeeded"])) as fake:
+        result = gate(request(fake, tmp_path), credential, clock)
+    assert result.execution_name == "gr-dev-migrate-0000001"
+    assert fake.count("operation") == 2  # 202 then the final state at the Location
+    assert fake.count("executions") == 1  # named by the final state: no listing needed
+
+
+def test_executions_are_read_across_nextlink_pages_and_a_status_outside_the_enum_blocks(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    # five earlier executions, two per page; the one on the last page is in a state ARM added
+    # after the SDK's enum (not finished): no second migration may start next to it
+    existing = [old_execution(f"gr-dev-migrate-old000{i}", "Succeeded", "2029-12-31T00:00:00Z")
+                for i in range(4)]
+    existing.append(old_execution("gr-dev-migrate-queued1", "Queued", "2029-12-31T00:00:00Z"))
+    with FakeArm(Scenario(existing=existing, page_size=2)) as fake, \
+            pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path), credential, clock)
+    assert info.value.code == "start-failed" and "gr-dev-migrate-queued1" in str(info.value)
+    pages = [r for r in fake.requests if r.route == "executions"]
+    assert len(pages) == 3 and "$skiptoken" in pages[-1].query
+    assert fake.count("start") == 0
+
+
+def test_a_status_outside_the_enum_keeps_polling_until_a_terminal_one(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    scenario = Scenario(statuses=["Queued", "Scheduling", "Running", "Succeeded"])
+    with FakeArm(scenario) as fake:
+        result = gate(request(fake, tmp_path), credential, clock)
+    assert result.status == "Succeeded" and fake.count("stop") == 0
+    timeline = [e["status"] for e in artifact(tmp_path)["statusTimeline"]]
+    assert timeline[2:] == ["Queued", "Scheduling", "Running", "Succeeded"]
+
+
+def test_a_terminal_state_is_noticed_within_five_seconds_whatever_the_configured_backoff(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    # a ten-minute migration: 120 reads "Running", then "Succeeded"
+    scenario = Scenario(statuses=["Running"] * 120 + ["Succeeded"])
+    with FakeArm(scenario) as fake:
+        gate(request(fake, tmp_path, poll_initial_seconds=1, poll_max_seconds=30), credential,
+             clock)
+    assert max(clock.sleeps) <= 5.0
+    assert fake.count("execution") == 121
+
+
+def test_the_gate_waits_what_retry_after_asks_when_reads_stay_throttled(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    calls_per_read = 1 + FAST["retry_total"]
+    with FakeArm(Scenario(statuses=["Running", "Succeeded"])) as fake:
+        fake.fault("execution", 429, {"Retry-After": "0"}, times=calls_per_read - 1)
+        fake.fault("execution", 429, {"Retry-After": "17"})  # the answer the gate sees
+        gate(request(fake, tmp_path), credential, clock)
+    assert 17 in clock.sleeps  # ARM's wait, not the 5 s poll interval
+
+
+class ExpiringCredential(FakeCredential):
+    """Tokens that expire at once (every request asks again); from the sixth on, refused."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        self.scopes.append(scopes)
+        if len(self.scopes) > 5:
+            raise ClientAuthenticationError("AADSTS700024: client assertion is not within "
+                                            "its valid time range")
+        return AccessToken(self.token, int(time.time()) + 1)
+
+
+def test_an_authentication_error_is_never_retried_as_transient(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    with FakeArm(Scenario(statuses=["Running"])) as fake, pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path, deadline_seconds=3600), ExpiringCredential(), clock)
+    assert info.value.code == "azure-api-error"
+    assert "ClientAuthenticationError" in str(info.value)
+    assert sum(clock.sleeps) < 10  # failed at once, not at the one-hour deadline
+
+
+def test_success_does_not_wait_for_log_ingestion_and_the_followup_fills_the_artifact(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    from infra.gate.followup import collect
+
+    lines = ["starting migration run", runner_summary(None)]
+    scenario = Scenario(statuses=["Running", "Succeeded"], log_lines=lines)
+    with FakeArm(scenario) as fake:
+        result = gate(request(fake, tmp_path, workspace_id=WORKSPACE, logs_wait_seconds=90),
+                      credential, clock)
+        assert fake.count("query") == 0  # nothing on the rollout's critical path
+        assert sum(clock.sleeps) < 5
+        assert artifact(tmp_path)["logsSource"] == "job-execution"
+        followup = tmp_path / "deploy" / SHA / "gate-followup.json"
+        assert json.loads(followup.read_text())["executionName"] == result.execution_name
+        outcome = collect(tmp_path / "deploy", SHA, wait_seconds=0, credential=credential,
+                          poll_seconds=0)
+    assert outcome["collected"] is True and outcome["complete"] is True
+    doc = artifact(tmp_path)  # the same file, schema-valid, now with the console log
+    assert doc["logsSource"] == "log-analytics" and doc["logs"][-1] == lines[-1]
+    assert doc["executionStatus"] == "Succeeded" and doc["lockWaitMs"] == 7
+    assert not followup.exists()
+
+
+def test_failure_waits_for_the_complete_log_through_a_missing_table_and_partial_batches(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    lines = ["starting migration run", "applying 0002_x.sql", runner_summary("sql-failed")]
+    # a new workspace: no table for two queries; then ingestion delivers 1, 2, 3 lines
+    scenario = Scenario(statuses=["Failed"], log_lines=lines, missing_table_queries=2,
+                        log_batches=[0, 0, 1, 2, 3])
+    with FakeArm(scenario) as fake, pytest.raises(GateError) as info:
+        gate(request(fake, tmp_path, workspace_id=WORKSPACE, logs_wait_seconds=120), credential,
+             clock)
+    assert info.value.code == "execution-failed" and "runner: sql-failed" in str(info.value)
+    assert fake.count("query") == 5
+    doc = artifact(tmp_path)
+    assert doc["logsSource"] == "log-analytics" and doc["logs"] == lines
+    assert "LogsComplete" in [e["status"] for e in doc["statusTimeline"]]
+
+
+def test_failure_log_wait_is_bounded_and_leaves_a_followup(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    scenario = Scenario(statuses=["Failed"], missing_table_queries=10**6)
+    with FakeArm(scenario) as fake, pytest.raises(GateError):
+        gate(request(fake, tmp_path, workspace_id=WORKSPACE, logs_wait_seconds=30), credential,
+             clock)
+    assert sum(clock.sleeps) <= 30 and fake.count("query") >= 2
+    assert artifact(tmp_path)["logsSource"] == "job-execution"
+    assert (tmp_path / "deploy" / SHA / "gate-followup.json").exists()
+
+
+def test_stable_counts_complete_a_log_without_a_summary_line(
+    tmp_path: Path, credential: FakeCredential, clock: FakeClock
+) -> None:
+    # the runner was killed (OOM): no summary line will ever come; two equal answers end the wait
+    scenario = Scenario(statuses=["Failed"], log_lines=["starting", "applying 0002_x.sql"])
+    with FakeArm(scenario) as fake, pytest.raises(GateError):
+        gate(request(fake, tmp_path, workspace_id=WORKSPACE, logs_wait_seconds=600), credential,
+             clock)
+    assert fake.count("query") == 2 and sum(clock.sleeps) <= 5
+    assert artifact(tmp_path)["logs"] == ["starting", "applying 0002_x.sql"]
+
+
+@pytest.mark.parametrize(("arm", "logs", "authority"), [
+    ("https://management.azure.com", "https://api.loganalytics.io",
+     "https://login.microsoftonline.com"),
+    ("https://management.chinacloudapi.cn", "https://api.loganalytics.azure.cn",
+     "https://login.chinacloudapi.cn"),
+    ("https://management.usgovcloudapi.net/", "https://api.loganalytics.us",
+     "https://login.microsoftonline.us"),
+])
+def test_logs_endpoint_and_authority_follow_the_cloud_of_the_arm_endpoint(
+    tmp_path: Path, arm: str, logs: str, authority: str
+) -> None:
+    from infra.gate.clouds import cloud_of
+    from infra.gate.request import request_from_props
+
+    req = request_from_props({"jobId": JOB_ID, "releaseSha": SHA, "deadlineSeconds": 60,
+                              "artifactDir": str(tmp_path), "armEndpoint": arm})
+    assert req.logs_url == logs
+    assert cloud_of(arm).authority == authority

@@ -21,7 +21,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 import infra.gate
 from infra.errors import GateError
-from infra.gate_provider import TRIGGERS, MigrationRunProvider, changed_triggers
+from infra.gate.provider import TRIGGERS, MigrationRunProvider, changed_triggers
 from tests.infra.fake_arm_server import FakeArm, Scenario
 from tests.infra.test_gate_arm import FAST, IMAGE, JOB_ID, SHA, FakeClock, FakeCredential
 from tests.schema_check import validate_file
@@ -84,12 +84,12 @@ def test_provider_pickles_by_reference_and_without_azure_state() -> None:
     import pickletools
 
     blob = base64.b64decode(serialize_provider(MigrationRunProvider()))
-    # By reference: the provider host imports infra.gate_provider (installed with the project)
+    # By reference: the provider host imports infra.gate.provider (installed with the project)
     # instead of unpickling a copy of its code, so nothing of the program leaks into state.
     globals_ = [arg for op, arg, _ in pickletools.genops(blob)
                 if op.name in ("GLOBAL", "STACK_GLOBAL") or (op.name.endswith("UNICODE")
                                                                 and isinstance(arg, str))]
-    assert "infra.gate_provider" in globals_ and "MigrationRunProvider" in globals_
+    assert "infra.gate.provider" in globals_ and "MigrationRunProvider" in globals_
     assert len(blob) < 512
     assert b"azure" not in blob and b"credential" not in blob.lower()
     assert isinstance(dill.loads(blob), MigrationRunProvider)
@@ -116,7 +116,7 @@ def gate_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         )
 
     monkeypatch.setattr(infra.gate, "run_gate", fast_gate)
-    monkeypatch.setattr("azure.identity.DefaultAzureCredential", lambda: None)
+    monkeypatch.setattr("infra.gate.credentials.gate_credential", lambda *a, **k: None)
     yield calls
 
 
@@ -257,3 +257,65 @@ def test_failed_gate_fails_the_create_with_its_reason_code(
         MigrationRunProvider().create(props(armEndpoint=fake.url, artifactDir=str(tmp_path)))
     assert info.value.code == "execution-failed"
     assert validate_file(tmp_path / SHA / "migration.json")["reasonCode"] == "execution-failed"
+
+
+# -- first deploy: role assignments effective before the Job (issue 11) --------------------------
+
+RA = [f"/subscriptions/{'0' * 8}-0000-0000-0000-{'0' * 12}/resourceGroups/rg/providers/"
+      f"Microsoft.KeyVault/vaults/kv/providers/Microsoft.Authorization/roleAssignments/{g}"
+      for g in ("6f2b0d1e-1111-4a4a-8b8b-000000000001", "6f2b0d1e-1111-4a4a-8b8b-000000000002")]
+
+
+def test_the_job_waits_until_arm_shows_the_role_assignments_then_settles() -> None:
+    from infra.gate.propagation import ROLE_ASSIGNMENT_API, await_role_assignments
+
+    clock = FakeClock()
+    with FakeArm(Scenario(role_assignment_lag=3)) as fake:
+        report = await_role_assignments(
+            RA, arm_endpoint=fake.url, credential=FakeCredential(), settle_seconds=45,
+            poll_seconds=5, sleep=clock.sleep, monotonic=clock.monotonic)
+    reads = [r for r in fake.requests if r.route == "roleassignment"]
+    assert len(reads) == 2 * 4  # each read until it answered 200
+    assert all(r.query["api-version"] == [ROLE_ASSIGNMENT_API] for r in reads)
+    assert all(r.headers["authorization"] == f"Bearer {FakeCredential.token}" for r in reads)
+    assert clock.sleeps == [5, 5, 5, 45]  # bounded polling, then the settle time
+    assert report.visible_after_seconds == 15 and report.settled_seconds == 45
+
+
+def test_role_assignments_never_visible_fail_the_create_within_the_bound() -> None:
+    from infra.gate.propagation import await_role_assignments
+
+    clock = FakeClock()
+    with FakeArm(Scenario(role_assignment_lag=10**6)) as fake, \
+            pytest.raises(GateError) as info:
+        await_role_assignments(RA, arm_endpoint=fake.url, credential=FakeCredential(),
+                               visible_wait_seconds=60, poll_seconds=5, sleep=clock.sleep,
+                               monotonic=clock.monotonic)
+    assert info.value.code == "start-failed" and "not visible" in info.value.message
+    assert sum(clock.sleeps) <= 60
+
+
+def test_the_propagation_wait_reruns_only_when_the_identity_changes() -> None:
+    from infra.gate.provider import IdentityPropagationProvider
+
+    olds = {"principalId": "p1", "roleAssignmentIds": RA, "settleSeconds": 60,
+            "armEndpoint": "https://management.azure.com"}
+    provider = IdentityPropagationProvider()
+    assert provider.diff("id", olds, {**olds, "settleSeconds": 90}).changes is False
+    assert provider.diff("id", olds, {**olds, "principalId": "p2"}).changes is True
+    assert provider.diff("id", olds, {**olds, "roleAssignmentIds": RA[:1]}).changes is True
+
+
+def test_the_program_creates_the_job_and_apps_after_the_propagation_wait() -> None:
+    from tests.infra.program_harness import run_program
+
+    run = run_program("dev")
+    assert run.error is None, run.error
+    wait = run.one("pulumi-python:dynamic/gate:IdentityPropagation")
+    assignments = run.of_type("azure-native:authorization:RoleAssignment")
+    assert {a.urn for a in assignments} <= set(wait.dependencies) and len(assignments) == 2
+    assert len(wait.inputs["roleAssignmentIds"]) == 2
+    job = run.one("azure-native:app:Job")
+    assert wait.urn in job.dependencies
+    for app in run.of_type("azure-native:app:ContainerApp"):
+        assert wait.urn in app.dependencies, app.urn

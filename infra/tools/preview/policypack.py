@@ -77,7 +77,9 @@ class PolicyPackProcess:
         self.process = subprocess.Popen(
             [python, "-m", "pulumi.policy", engine.address, "."],
             cwd=self.pack_dir,
-            env={**os.environ, **env},
+            # the pack prints its port with a plain print(): on a pipe, unflushed until exit
+            # unless unbuffered (GitHub's runners do not set PYTHONUNBUFFERED)
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

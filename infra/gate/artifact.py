@@ -3,7 +3,10 @@
 The runner inside the job writes the same file in its own container, which the gate cannot read;
 the runner's ``--json`` output line reaches the console logs, though, so when the logs carry it
 the gate copies the runner's execution summary, lock wait and blockers (checked field by field,
-since an artifact that fails its schema is worse than a thinner one).
+since an artifact that fails its schema is worse than a thinner one). Limits and names are the
+runner's own (:mod:`migration.contract`). A written artifact can be loaded back
+(:meth:`ArtifactBuilder.load`) so the logs collected after a succeeded run land in the same file;
+``gate-followup.json`` next to it says where to collect them from.
 """
 
 from __future__ import annotations
@@ -16,16 +19,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ArtifactBuilder"]
+from migration.contract import (
+    ARTIFACT_FILE,
+    BLOCKERS_MAX,
+    BOUNDARY_REASONS,
+    EXECUTION_STATUSES,
+    LOG_LINE_MAX,
+    LOG_TAIL,
+    REASON_MAX,
+    SCHEMA_VERSION,
+    SUMMARY_KEYS,
+)
 
-MAX_LOG_LINES = 200
-MAX_LINE = 2000
-MAX_REASON = 4000
+__all__ = ["FOLLOWUP_FILE", "ArtifactBuilder"]
+
+FOLLOWUP_FILE = "gate-followup.json"
 _SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
-
-# schemas/migration.schema.json, executionStatus
-EXECUTION_STATUSES = frozenset({"Succeeded", "Failed", "Stopped", "Degraded", "Unknown",
-                                "Running", "Processing", "TimedOut", "Skipped"})
 
 
 def _iso(moment: datetime) -> str:
@@ -43,13 +52,7 @@ def _empty_summary() -> dict[str, Any]:
 
 
 def _valid_summary(value: Any) -> bool:
-    if not isinstance(value, dict) or set(value) - {
-        "applied",
-        "pending",
-        "skipped",
-        "failing",
-        "boundaries",
-    }:
+    if not isinstance(value, dict) or set(value) - SUMMARY_KEYS:
         return False
     lists_ok = all(isinstance(value.get(k), list) for k in ("applied", "pending", "skipped"))
     applied_ok = lists_ok and all(
@@ -71,7 +74,7 @@ def _valid_summary(value: Any) -> bool:
         and set(failing) <= {"file", "line", "column", "sqlstate", "message"}
         and isinstance(failing["file"], str)
         and isinstance(failing["message"], str)
-        and len(failing["message"]) <= MAX_REASON
+        and len(failing["message"]) <= REASON_MAX
         and all(_position(failing.get(k)) for k in ("line", "column"))
         and (failing["sqlstate"] is None or bool(_SQLSTATE.match(str(failing["sqlstate"]))))
     )
@@ -80,7 +83,7 @@ def _valid_summary(value: Any) -> bool:
         isinstance(b, dict)
         and isinstance(b.get("before"), str)
         and set(b) <= {"before", "reason", "detail"}
-        and b.get("reason") in ("non-transactional", "enum-value-used-later")
+        and b.get("reason") in BOUNDARY_REASONS
         for b in boundaries
     )
     return applied_ok and names_ok and failing_ok and boundaries_ok
@@ -115,8 +118,8 @@ class ArtifactBuilder:
         ]
 
     def set_logs(self, lines: list[str], source: str) -> None:
-        tail = lines[-MAX_LOG_LINES:]
-        self.logs = [line[:MAX_LINE] for line in tail]
+        tail = lines[-LOG_TAIL:]
+        self.logs = [line[:LOG_LINE_MAX] for line in tail]
         self.logs_source = source
         for line in lines:
             self._adopt_runner_json(line)
@@ -129,7 +132,7 @@ class ArtifactBuilder:
             doc = json.loads(text)
         except ValueError:
             return
-        if not isinstance(doc, dict) or doc.get("schemaVersion") != 1:
+        if not isinstance(doc, dict) or doc.get("schemaVersion") != SCHEMA_VERSION:
             return
         if _valid_summary(doc.get("executionSummary")):
             self.summary = doc["executionSummary"]
@@ -141,7 +144,7 @@ class ArtifactBuilder:
             isinstance(b, dict) and keys <= set(b) and isinstance(b["pid"], int) for b in blockers
         ):
             allowed = keys | {"user", "waitEvent"}
-            self.blockers = [{k: v for k, v in b.items() if k in allowed} for b in blockers[:50]]
+            self.blockers = [{k: v for k, v in b.items() if k in allowed} for b in blockers[:BLOCKERS_MAX]]
         if isinstance(doc.get("reasonCode"), str):
             self.runner_reason_code = doc["reasonCode"]
             self.runner_message = doc.get("reason") if isinstance(doc.get("reason"), str) else None
@@ -163,16 +166,16 @@ class ArtifactBuilder:
         self._final = {
             "executionStatus": status if status in EXECUTION_STATUSES else "Unknown",
             "reasonCode": code,
-            "reason": reason[:MAX_REASON] if reason else None,
+            "reason": reason[:REASON_MAX] if reason else None,
             "finishedAt": _iso(at),
             "elapsedMs": max(elapsed_ms, 0),
         }
         if not self.logs:
-            self.logs = self.status_lines()[-MAX_LOG_LINES:]
+            self.logs = self.status_lines()[-LOG_TAIL:]
 
     def document(self) -> dict[str, Any]:
         return {
-            "schemaVersion": 1,
+            "schemaVersion": SCHEMA_VERSION,
             "releaseSha": self.release_sha,
             "stack": self.stack,
             "executionName": self.execution_name,
@@ -190,11 +193,39 @@ class ArtifactBuilder:
 
     def write(self, artifact_dir: Path) -> Path:
         """Write ``<artifact_dir>/<sha>/migration.json`` atomically (readers never see half)."""
-        target = artifact_dir / self.release_sha / "migration.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".migration.", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.document(), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, target)
-        return target
+        return _write_json(artifact_dir / self.release_sha / ARTIFACT_FILE, self.document())
+
+    @classmethod
+    def load(cls, path: Path) -> ArtifactBuilder:
+        """A builder holding a written artifact, to add what was learnt afterwards (the logs)."""
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        builder = cls(doc["releaseSha"], doc.get("stack"),
+                      started_at=datetime.fromisoformat(doc["startedAt"].replace("Z", "+00:00")))
+        builder.execution_name = doc.get("executionName")
+        builder.timeline = list(doc.get("statusTimeline") or [])
+        builder.logs = list(doc.get("logs") or [])
+        builder.logs_source = doc.get("logsSource") or "job-execution"
+        builder.summary = doc.get("executionSummary") or _empty_summary()
+        builder.lock_wait_ms = int(doc.get("lockWaitMs") or 0)
+        builder.blockers = list(doc.get("blockers") or [])
+        builder._final = {k: doc.get(k) for k in
+                          ("executionStatus", "reasonCode", "reason", "finishedAt", "elapsedMs")}
+        return builder
+
+    def write_followup(self, artifact_dir: Path, where: dict[str, Any]) -> Path:
+        """Leave ``gate-followup.json``: where ``python -m infra.gate logs`` finds the logs."""
+        doc = {"releaseSha": self.release_sha, "executionName": self.execution_name, **where}
+        return _write_json(artifact_dir / self.release_sha / FOLLOWUP_FILE, doc)
+
+    def clear_followup(self, artifact_dir: Path) -> None:
+        (artifact_dir / self.release_sha / FOLLOWUP_FILE).unlink(missing_ok=True)
+
+
+def _write_json(target: Path, doc: dict[str, Any]) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, target)
+    return target
