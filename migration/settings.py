@@ -31,9 +31,15 @@ DEFAULTS: dict[str, tuple[str, str | None]] = {
     "stack": ("MIGRATION_STACK", None),
     "artifact_dir": ("MIGRATION_ARTIFACT_DIR", ".artifacts/deploy"),
     "schema": ("MIGRATION_SCHEMA", "public"),
-    "history_table": ("MIGRATION_HISTORY_TABLE", "schema_migrations"),
+    # Not `schema_migrations`: that is dbmate's and golang-migrate's own table.
+    "history_table": ("MIGRATION_HISTORY_TABLE", "gated_release_history"),
     "run_log_table": ("MIGRATION_RUN_LOG_TABLE", "migration_run_log"),
     "json": ("MIGRATION_JSON", "0"),
+    "tool_history": ("MIGRATION_TOOL_HISTORY", "1"),
+    "adopt_from": ("MIGRATION_ADOPT_FROM", "auto"),
+    "allow_gaps": ("MIGRATION_ALLOW_GAPS", "0"),
+    "dry_run": ("MIGRATION_DRY_RUN", "0"),
+    "through": ("MIGRATION_BASELINE_THROUGH", None),
     "enabled": ("MIGRATE_DB_MIGRATE_ENABLED", "1"),
     "runner": ("MIGRATE_DB_MIGRATE_RUNNER", "aca-migration-job"),
     "telemetry": ("DB_MIGRATE_TELEMETRY_ENABLED", "1"),
@@ -108,9 +114,15 @@ class Settings:
     stack: str | None = None
     artifact_dir: Path | None = Path(".artifacts/deploy")
     schema: str = "public"
-    history_table: str = "schema_migrations"
+    history_table: str = "gated_release_history"
     run_log_table: str = "migration_run_log"
     json: bool = False
+    tool_history: bool = True
+    """Keep the tool's own history table current while reading its format (reversible)."""
+    adopt_from: str = "auto"
+    allow_gaps: bool = False
+    dry_run: bool = False
+    through: str | None = None
     enabled: bool = True
     runner: str = "aca-migration-job"
     telemetry: bool = True
@@ -174,6 +186,11 @@ def resolve(
         history_table=parse_identifier(req("history_table"), name=label("history_table")),
         run_log_table=parse_identifier(req("run_log_table"), name=label("run_log_table")),
         json=parse_bool(req("json"), name=label("json")),
+        tool_history=parse_bool(req("tool_history"), name=label("tool_history")),
+        adopt_from=req("adopt_from").strip().lower(),
+        allow_gaps=parse_bool(req("allow_gaps"), name=label("allow_gaps")),
+        dry_run=parse_bool(req("dry_run"), name=label("dry_run")),
+        through=raw("through"),
         enabled=parse_bool(req("enabled"), name=DEFAULTS["enabled"][0]),
         runner=req("runner"),
         telemetry=parse_bool(req("telemetry"), name=DEFAULTS["telemetry"][0]),

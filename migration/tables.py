@@ -23,7 +23,7 @@ RUN_LOG_COLUMNS = frozenset({"id", "run_id", "attempt", "status", "started_at", 
 @dataclass(frozen=True)
 class Tables:
     schema: str = "public"
-    history: str = "schema_migrations"
+    history: str = "gated_release_history"
     run_log: str = "migration_run_log"
 
     @property

@@ -39,10 +39,10 @@ def one_error_line(stderr: str) -> str:
 
 def test_a_foreign_schema_migrations_table_is_refused(database_url: str, tmp_path: Path) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        # golang-migrate's shape, under our default name
+        # golang-migrate's shape, under the name the runner is told to use
         conn.execute("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty bool)")
     mig = write(tmp_path / "m", {"0001_t.sql": "CREATE TABLE t (x int);\n"})
-    res = up(database_url, mig, tmp_path / "a")
+    res = up(database_url, mig, tmp_path / "a", "--history-table", "schema_migrations")
     assert res.returncode == 2
     line = one_error_line(res.stderr)
     assert "public.schema_migrations exists but is not gated-release's" in line
@@ -72,7 +72,7 @@ def test_least_privilege_role_runs_once_tables_exist(pg: PgServer, dbname: str,
     assert res.returncode == 0, res.stderr
     # ... and a privilege it lacks is one clear configuration error, not a traceback
     with psycopg.connect(owner_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("REVOKE INSERT ON schema_migrations FROM {}").format(
+        conn.execute(sql.SQL("REVOKE INSERT ON gated_release_history FROM {}").format(
             sql.Identifier(role)))
     write(mig, {"0003_v.sql": "CREATE TABLE v (x int);\n"})
     res = up(role_url, mig, tmp_path / "c")
@@ -135,7 +135,7 @@ def test_a_failure_late_in_a_group_rolls_back_the_whole_group(database_url: str,
     assert res.returncode == 1
     assert "0003_bad.sql:2:13" in res.stderr and "42P01" in res.stderr
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM gated_release_history").fetchone() == (0,)
         assert conn.execute("SELECT to_regclass('public.a'), to_regclass('public.b')"
                             ).fetchone() == (None, None)
     doc = validate_file(tmp_path / "art" / "hard1" / "migration.json")
@@ -190,7 +190,7 @@ def test_a_lock_timeout_retries_the_whole_group_from_its_start(database_url: str
     with psycopg.connect(database_url) as conn:
         # the group restarted from BEGIN: 0001's row was inserted once, not once per attempt
         assert conn.execute("SELECT count(*) FROM a").fetchone() == (1,)
-        assert conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall() == [
+        assert conn.execute("SELECT name FROM gated_release_history ORDER BY name").fetchall() == [
             ("0001_a.sql",), ("0002_busy.sql",)]
         attempts = conn.execute("SELECT attempt, status FROM migration_run_log ORDER BY id"
                                 ).fetchall()
@@ -230,7 +230,7 @@ def test_a_committed_non_transactional_statement_is_never_run_twice(
                                  "UPDATE counters SET n = n + 1;\n"})
     # Another session blocks the history row's insert for longer than --lock-timeout.
     holder = psycopg.connect(database_url)
-    holder.execute("LOCK schema_migrations IN SHARE MODE")
+    holder.execute("LOCK gated_release_history IN SHARE MODE")
     release = threading.Timer(2.0, holder.rollback)
     release.start()
     try:
@@ -241,7 +241,7 @@ def test_a_committed_non_transactional_statement_is_never_run_twice(
     assert res.returncode == 0, res.stderr
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT n FROM counters").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM schema_migrations WHERE name ="
+        assert conn.execute("SELECT count(*) FROM gated_release_history WHERE name ="
                             " '0002_bump.sql'").fetchone() == (1,)
 
 
