@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Location, MigrationError
-from .source import MigrationFile
+from .formats.base import MigrationFile
 
 # PostgreSQL's table lock modes, weakest first.
 LOCK_MODES = (
@@ -218,7 +218,8 @@ def analyze(mf: MigrationFile) -> Analysis:
 
     from pglast import parser  # heavy: imported only when a file has to be parsed
 
-    text = mf.text
+    # The up part only, blanked elsewhere: offsets, lines and columns stay the file's own.
+    text = mf.executable_text
     try:
         # The JSON form is ~10x cheaper than building pglast's typed tree.
         tree = json.loads(parser.parse_sql_json(text))
@@ -346,4 +347,4 @@ def _shape(mf: MigrationFile, stmts: list[Statement]) -> Analysis:
 
 def uses_label(mf: MigrationFile, label: str) -> bool:
     """True when the file holds ``label`` as a string literal (conservative: any use)."""
-    return "'" + label.replace("'", "''") + "'" in mf.text
+    return "'" + label.replace("'", "''") + "'" in mf.executable_text

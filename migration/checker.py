@@ -7,28 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis, analyze
 from .errors import CheckError, Location, MigrationError
-from .source import MigrationFile
-
-if TYPE_CHECKING:
-    from .tables import Tables
-
-
-@dataclass(frozen=True)
-class Applied:
-    name: str
-    version: str
-    checksum: str
-    duration_ms: int = 0
-    release_sha: str | None = None
-    transactional: bool = True
-
-    @property
-    def order_key(self) -> tuple[int, str]:
-        return (int(self.version) if self.version.isdigit() else 0, self.name)
+from .formats.base import MigrationFile
+from .history import Applied
 
 
 @dataclass
@@ -107,15 +90,6 @@ def check(
     return CheckResult(files, pending, analyses, problems, warnings)
 
 
-def read_applied(conn: Any, tables: Tables) -> dict[str, Applied]:
-    """The history table's rows by name ({} when the table does not exist yet)."""
-    from .tables import exists
-
-    if not exists(conn, tables.schema, tables.history):
-        return {}
-    return {r[0]: Applied(*r) for r in conn.execute(tables.select_applied()).fetchall()}
-
-
 def applied_drift(files: list[MigrationFile], applied: Mapping[str, Applied]
                   ) -> tuple[list[str], dict[str, MigrationError]]:
     """Applied migrations whose file is missing, and those whose file changed since (by name).
@@ -154,7 +128,7 @@ def _same_file_enum_use(a: Analysis) -> list[MigrationError]:
             continue
         label = s.enum_added[1]
         literal = "'" + label.replace("'", "''") + "'"
-        pos = a.file.text.find(literal, s.end)
+        pos = a.file.executable_text.find(literal, s.end)
         if pos != -1:
             from .analysis import location_of
 

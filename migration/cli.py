@@ -46,6 +46,9 @@ def _env(key: str) -> str:
 def _add_common(p: argparse.ArgumentParser, *, database: bool = True) -> None:
     g = p.add_argument_group("common")
     g.add_argument("--dir", help=f"migrations directory ({_env('dir')})")
+    g.add_argument("--format", help="layout of the directory: auto (detected from layout and "
+                   "markers), plain, prisma, drizzle, dbmate, node-pg-migrate, goose, "
+                   f"golang-migrate, flyway ({_env('format')})")
     if database:
         g.add_argument("--database-url", help="PostgreSQL URL (env DATABASE_URL; unset: the "
                        "embedded default). The password is never printed")
@@ -105,6 +108,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release-sha", help=f"release id recorded everywhere ({_env('release_sha')})")
     p.add_argument("--stack", help="stack name recorded in the artifact (env MIGRATION_STACK)")
     p.add_argument("--artifact-dir", help=f"artifact root ({_env('artifact_dir')}); '' disables")
+    p.add_argument("--no-tool-history", dest="tool_history", action="store_const", const=False,
+                   help="with another tool's format, do NOT keep the tool's own history table "
+                        "current (by default its row is written in the same transaction as "
+                        "the runner's, so you can go back to the tool; env "
+                        "MIGRATION_TOOL_HISTORY=0)")
+    p.add_argument("--tool-history", dest="tool_history", action="store_const", const=True,
+                   help=argparse.SUPPRESS)
+
+    p = sub.add_parser(
+        "adopt", help="record what another tool applied (dbmate, Prisma, Drizzle, ...)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Take over a database another tool migrated: read the tool's own history "
+        "table and record, under the runner lock and in ONE transaction, every migration it "
+        "marks applied in gated-release's history (nothing is executed). Refuses, naming the "
+        "row and the file (exit 3): a dirty golang-migrate row, a failed Prisma or Flyway row, "
+        "an applied row whose file is missing, a checksum that differs (Prisma, Flyway), and "
+        "an unapplied migration older than an applied one (unless --allow-gaps).",
+        epilog="examples:\n  python -m migration adopt --from dbmate --dir db/migrations "
+        "--dry-run\n  python -m migration adopt --from auto --json\n\ntools: node-pg-migrate, "
+        "drizzle, prisma, dbmate, golang-migrate, goose, flyway (auto: from the directory's "
+        "format, else the one history table found)")
+    _add_common(p)
+    p.add_argument("--from", dest="adopt_from", metavar="TOOL",
+                   help=f"the tool whose history to adopt, or auto ({_env('adopt_from')})")
+    p.add_argument("--dry-run", dest="dry_run", action="store_const", const=True,
+                   help=f"print exactly what would be recorded; change nothing "
+                        f"({_env('dry_run')})")
+    p.add_argument("--allow-gaps", dest="allow_gaps", action="store_const", const=True,
+                   help="record what the tool applied even when it skipped an older file; "
+                        f"the skipped files stay pending ({_env('allow_gaps')})")
+    p.add_argument("--release-sha", help=f"release id recorded in the rows "
+                   f"({_env('release_sha')})")
+    p.add_argument("--timeout", help=f"seconds to wait for the runner lock ({_env('timeout')})")
+
+    p = sub.add_parser(
+        "baseline", help="record files up to a version as applied (a hand-built database)",
+        description="For a database built by hand (or restored from a dump): record every "
+        "migration up to and including --through as applied, marked `baseline`, without "
+        "executing it, under the runner lock and in one transaction. When the directory is "
+        "in another tool's format, the tool's own history table gets the same rows (unless "
+        "--no-tool-history).")
+    _add_common(p)
+    p.add_argument("--through", metavar="VERSION",
+                   help="the last migration the database already has: its version, its "
+                        f"tool's key or its file name ({_env('through')})")
+    p.add_argument("--dry-run", dest="dry_run", action="store_const", const=True,
+                   help=f"print exactly what would be recorded; change nothing "
+                        f"({_env('dry_run')})")
+    p.add_argument("--no-tool-history", dest="tool_history", action="store_const",
+                   const=False, help="do not write the tool's own history table "
+                   "(env MIGRATION_TOOL_HISTORY=0)")
+    p.add_argument("--release-sha", help=f"release id recorded in the rows "
+                   f"({_env('release_sha')})")
+    p.add_argument("--timeout", help=f"seconds to wait for the runner lock ({_env('timeout')})")
 
     p = sub.add_parser("new", help="create a new migration file",
                        description="Create <dir>/<UTC YYYYMMDDHHMMSS>_<name>.sql.")
@@ -145,7 +202,7 @@ def cmd_check(s: Settings, args: argparse.Namespace) -> int:
     from .checker import check
     from .source import discover
 
-    files = discover(s.dir)
+    files = discover(s.dir, s.format)
     applied = None
     if s.database_url:
         applied = _read_applied(s)
@@ -168,8 +225,8 @@ def cmd_check(s: Settings, args: argparse.Namespace) -> int:
 
 
 def _read_applied(s: Settings) -> dict[str, Any]:
-    from .checker import read_applied
     from .connection import connect, embedded_url
+    from .history import read_applied
     from .redact import Redactor, password_of
     from .tables import Tables
 
@@ -183,7 +240,7 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
     from .groups import plan_groups
     from .source import discover
 
-    files = discover(s.dir)
+    files = discover(s.dir, s.format)
     applied = _read_applied(s)
     result = check(files, applied, check_order=s.check_order)
     result.raise_for_problems()
@@ -302,8 +359,33 @@ def cmd_embedded(s: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(s: Settings, out: Any) -> None:
+    if s.json:
+        print(json.dumps(out.as_json(), indent=2))
+        return
+    for line in out.lines():
+        print(line)
+
+
+def cmd_adopt(s: Settings, args: argparse.Namespace) -> int:
+    from .adoption import adopt
+
+    _print_outcome(s, adopt(s, s.adopt_from, dry_run=s.dry_run, allow_gaps=s.allow_gaps))
+    return errors.EXIT_OK
+
+
+def cmd_baseline(s: Settings, args: argparse.Namespace) -> int:
+    from .adoption import baseline
+
+    if not s.through:
+        raise ConfigError("baseline needs --through VERSION (env MIGRATION_BASELINE_THROUGH)",
+                          hint="the version of the last migration the database already has")
+    _print_outcome(s, baseline(s, s.through, dry_run=s.dry_run))
+    return errors.EXIT_OK
+
+
 COMMANDS = {"check": cmd_check, "plan": cmd_plan, "up": cmd_up, "new": cmd_new,
-            "embedded": cmd_embedded}
+            "embedded": cmd_embedded, "adopt": cmd_adopt, "baseline": cmd_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,8 +44,8 @@ class NonTransactional:
     def _timeout_pieces(self, local: bool) -> list[Piece]:
         raise NotImplementedError
 
-    def _history_piece(self, a: Analysis, duration_ms: int | None = None, *,
-                       on_conflict_nothing: bool = False) -> Piece:
+    def _history_pieces(self, a: Analysis, duration_ms: int | None = None, *,
+                        on_conflict_nothing: bool = False) -> list[Piece]:
         raise NotImplementedError
 
     def _rollback(self) -> None:
@@ -102,7 +102,7 @@ class NonTransactional:
         pieces = [Piece("BEGIN"), Piece("SET LOCAL synchronous_commit = on"),
                   Piece("SET LOCAL lock_timeout = '5s'"),
                   Piece("SET LOCAL statement_timeout = '30s'"),
-                  self._history_piece(a, ms, on_conflict_nothing=True), Piece("COMMIT"),
+                  *self._history_pieces(a, ms, on_conflict_nothing=True), Piece("COMMIT"),
                   Piece("RESET lock_timeout"), Piece("RESET statement_timeout")]
         for attempt in range(3):
             try:
@@ -117,7 +117,7 @@ class NonTransactional:
 
     def _unrecorded(self, a: Analysis, e: MigrationError) -> ExecutionError:
         assert self.conn is not None
-        row = self._history_piece(a, 0, on_conflict_nothing=True).sql
+        row = "; ".join(p.sql for p in self._history_pieces(a, 0, on_conflict_nothing=True))
         return ExecutionError(
             f"{a.file.name} was APPLIED but is NOT recorded in the history: {e.message}",
             location=Location(a.file.name), sqlstate=e.sqlstate,

@@ -18,6 +18,7 @@ from .errors import ConfigError
 # name -> (env twin, default); the CLI and the docs are built from this table.
 DEFAULTS: dict[str, tuple[str, str | None]] = {
     "dir": ("MIGRATION_DIR", "db/migrations"),
+    "format": ("MIGRATION_FORMAT", "auto"),
     "database_url": ("DATABASE_URL", None),
     "embedded_dir": ("MIGRATION_EMBEDDED_DIR", ".pgdata"),
     "check_order": ("MIGRATION_CHECK_ORDER", "1"),
@@ -101,6 +102,8 @@ class Settings:
     """Everything a command needs, resolved and validated."""
 
     dir: Path = Path("db/migrations")
+    format: str = "auto"
+    """Layout of ``dir``: ``auto`` (detected) or a name in ``migration.formats.NAMES``."""
     database_url: str | None = None
     embedded_dir: Path = Path(".pgdata")
     check_order: bool = True
@@ -130,6 +133,15 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _format(value: str, name: str) -> str:
+    from .formats import NAMES
+
+    v = value.strip().lower()
+    if v not in NAMES:
+        raise ConfigError(f"{name}: unknown format {value!r}", hint="one of: " + ", ".join(NAMES))
+    return v
 
 
 _SHA = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -167,6 +179,7 @@ def resolve(
     artifact_dir = raw("artifact_dir")
     return Settings(
         dir=Path(req("dir")),
+        format=_format(req("format"), label("format")),
         database_url=raw("database_url"),
         embedded_dir=Path(req("embedded_dir")),
         check_order=parse_bool(req("check_order"), name=label("check_order")),

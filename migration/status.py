@@ -27,9 +27,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .checker import applied_drift, read_applied
+from .checker import applied_drift
 from .connection import connect, embedded_url
 from .errors import MigrationError
+from .history import read_applied
 from .redact import Redactor, password_of
 from .settings import Settings
 from .source import MigrationFile, discover
@@ -312,7 +313,7 @@ def read_status(
     files: list[MigrationFile] = []
     files_error: str | None = None
     try:
-        files = discover(settings.dir)
+        files = discover(settings.dir, settings.format)
     except MigrationError as e:
         files_error = redactor(str(e))
     if not url and not settings.database_url:
