@@ -1,8 +1,9 @@
 """dbmate's ``schema_migrations``: one row per applied version (the file's leading digits).
 
-Verified in amacneil/dbmate ``pkg/driver/postgres/postgres.go``: ``create table if not exists
-<schema>.schema_migrations (version varchar(255) primary key)``, ``insert into ... (version)
-values ($1)`` in the migration's transaction; a version is applied when its row exists. No
+Verified in amacneil/dbmate ``pkg/driver/postgres/postgres.go`` and against dbmate 2.37.0 (the
+PyPI release the tests run): ``create table if not exists <schema>.schema_migrations (version
+varchar primary key)`` (an older copy of the source wrote ``varchar(255)``), ``insert into ...
+(version) values ($1)`` in the migration's transaction; a version is applied when its row exists. No
 checksum. dbmate applies pending files in name order whatever is applied after them, so an
 unapplied file older than an applied one is a gap.
 """
@@ -42,7 +43,7 @@ class DbmateHistory(ToolHistory):
         return st
 
     def create(self) -> list[sql.Composed]:
-        return [sql.SQL("CREATE TABLE IF NOT EXISTS {} (version varchar(255) PRIMARY KEY)")
+        return [sql.SQL("CREATE TABLE IF NOT EXISTS {} (version varchar PRIMARY KEY)")
                 .format(self.ident)]
 
     def record(self, mf: Any) -> list[sql.Composed]:
