@@ -59,8 +59,14 @@ class DrizzleHistory(ToolHistory):
         for f in files:
             if f.tool_key in when:
                 by_when[when[f.tool_key]] = f
-        hashes = {str(r[1]) for r in rows}
         recorded = set(marks)
+        row_hash: dict[int, set[str]] = {}
+        for _, h, created in rows:
+            if created is not None:
+                row_hash.setdefault(int(created), set()).add(str(h))
+        # A row whose created_at is no journal `when` (written by hand, or by a Drizzle that
+        # stamped another time) can still name its file by hash.
+        hashes = {str(r[1]) for r in rows if r[2] is None or int(r[2]) not in by_when}
         applied: list[Any] = []
         gaps: list[Any] = []
         for f in files:
@@ -69,13 +75,14 @@ class DrizzleHistory(ToolHistory):
                 continue
             if w in recorded or file_hash(f.raw) in hashes:
                 applied.append(f)
-                if file_hash(f.raw) not in hashes:
+                if w in recorded and file_hash(f.raw) not in row_hash.get(w, set()):
                     st.warnings.append(f"{f.name} changed since Drizzle applied it (its hash "
                                        "differs; Drizzle never re-checks it)")
             else:
                 gaps.append(f)
         for rid, h, created in rows:
-            if created is None or int(created) not in by_when:
+            if (created is None or int(created) not in by_when) and not any(
+                    file_hash(f.raw) == h for f in applied):
                 st.problems.append(missing_file(
                     self.tool, f"id={rid} created_at={created} hash={str(h)[:12]}",
                     f"created_at={created}"))
