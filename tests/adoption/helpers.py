@@ -120,3 +120,8 @@ def table_ddl(url: str, schema_: str, table: str) -> list[tuple[Any, ...]]:
             " to_regclass(format('%%I.%%I', %s::text, %s::text)) ORDER BY 1, 2",
             (schema_, table)).fetchall()
     return [*cols, *cons]
+
+
+def execute(url: str, query: str, params: tuple[Any, ...] = ()) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(query, params)
