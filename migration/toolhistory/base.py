@@ -127,7 +127,9 @@ def table_columns(conn: Any, schema: str, table: str) -> set[str]:
 def gaps_of(files: list[Any], applied: list[Any]) -> list[Any]:
     """Unapplied files ordered before the last applied one (in the runner's order)."""
     done = {f.name for f in applied}
-    last = max((i for i, f in enumerate(files) if f.name in done), default=-1)
+    last = max((i for i, f in enumerate(files) if f.name in done), default=None)
+    if last is None:
+        return []
     return [f for f in files[:last] if f.name not in done]
 
 

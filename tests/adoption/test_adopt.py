@@ -276,8 +276,8 @@ def test_flyway_checksum_mismatch_is_refused_line_endings_are_not(
     if crlf:
         assert code == 0 and [r["file"] for r in out["recorded"]] == FW_VERSIONED[:2]
     else:
-        assert code == 3
-        assert [p["code"] for p in out["problems"]] == ["checksum-mismatch"] * 2
+        assert code == 3, out
+        assert [p["code"] for p in out["problems"]] == ["checksum-mismatch"] * 2, out
 
 
 def test_adopt_with_no_tool_history_is_a_usage_error(database_url: str, tmp_path: Path) -> None:
