@@ -232,7 +232,11 @@ def _read_applied(s: Settings) -> dict[str, Any]:
 
     url = s.database_url or embedded_url(s.embedded_dir)
     with connect(url, Redactor(password_of(url)), autocommit=True, purpose="check") as conn:
-        return read_applied(conn, Tables(s.schema, s.history_table, s.run_log_table))
+        from .adoption import resolve_tables
+
+        # A history kept under the old default name (schema_migrations) is still ours.
+        return read_applied(conn, resolve_tables(conn, Tables(s.schema, s.history_table,
+                                                              s.run_log_table)))
 
 
 def cmd_plan(s: Settings, args: argparse.Namespace) -> int:

@@ -364,7 +364,10 @@ def _status(facts: Facts, settings: Settings, lookback: int,
 
 def _read(conn: psycopg.Connection[Any], s: Settings, files: list[MigrationFile],
           files_error: str | None, lookback: int, recent: int) -> Facts:
-    t = Tables(s.schema, s.history_table, s.run_log_table)
+    from .adoption import resolve_tables
+
+    # A history kept under the old default name (schema_migrations) is still ours.
+    t = resolve_tables(conn, Tables(s.schema, s.history_table, s.run_log_table))
     # The ops endpoint only reads; a read-only session makes that a guarantee.
     conn.execute("SET default_transaction_read_only = on")
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(QUERY_TIMEOUT_MS)))

@@ -11,6 +11,7 @@ import psycopg
 
 from tests.adoption.helpers import psql_file, rows, runner, runner_json, schema
 from tests.conftest import PgServer
+from tests.schema_check import validate_migration_artifact
 
 FILES = {
     "0001_users.sql": "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\n",
@@ -29,7 +30,9 @@ def write(d: Path, files: dict[str, str] = FILES) -> Path:
 def up(url: str, mig: Path, art: Path, *extra: str) -> tuple[int, dict[str, object], str]:
     res = runner("up", "--dir", str(mig), "--database-url", url, "--artifact-dir", str(art),
                  "--release-sha", "g1", *extra)
-    return res.returncode, json.loads((art / "g1" / "migration.json").read_text()), res.stdout
+    doc = json.loads((art / "g1" / "migration.json").read_text())
+    validate_migration_artifact(doc)
+    return res.returncode, doc, res.stdout
 
 
 def relations(url: str) -> list[tuple[str]]:
@@ -120,3 +123,7 @@ def test_history_under_the_old_default_name_keeps_working(database_url: str,
     assert [a["file"] for a in doc["executionSummary"]["applied"]] == ["0003_posts_title.sql"]  # type: ignore[index]
     assert rows(database_url, "SELECT to_regclass('gated_release_history') IS NULL") == [(True,)]
     assert rows(database_url, "SELECT count(*) FROM schema_migrations") == [(3,)]
+    res = runner("status", "--json", "--dir", str(mig), "--database-url", database_url)
+    assert json.loads(res.stdout)["pending"] == [], res.stdout
+    res = runner("check", "--json", "--dir", str(mig), "--database-url", database_url)
+    assert (res.returncode, json.loads(res.stdout)["pending"]) == (0, []), res.stdout
