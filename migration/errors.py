@@ -123,7 +123,7 @@ PROBLEM_CODES = frozenset({
     "edited-after-apply", "out-of-order", "down-part-present", "mixed-formats",
     "non-transactional-mixed", "enum-added-and-used", "copy-stdin", "go-migration",
     "transaction-control", "unsupported-directive", "journal-invalid", "partially-applied",
-    "adoption-required", "applied-file-missing",
+    "adoption-required", "applied-file-missing", "non-sql-migration",
     # adoption (9B): what another tool's history can hold that adoption refuses
     "dirty-history", "failed-migration", "checksum-mismatch", "unsupported-history-row",
 })

@@ -50,20 +50,23 @@ from .errors import (
     Location,
     LockTimeoutError,
     MigrationError,
+    PartiallyAppliedError,
+    Problem,
 )
 from .groups import Group, plan_groups
-from .history import Applied, ExtraHistory, read_applied
-from .nontx import NonTransactional
+from .history import Applied, ExtraHistory
+from .nontx import Driver, NonTransactional
 from .redact import Redactor, password_of
 from .runlog import RunLog, ensure_tables
 from .settings import Settings
 from .source import discover
+from .stepwise import PerStatement
 from .tables import Tables
 
 Echo = Callable[[str], None]
 
 
-class Run(NonTransactional):
+class Run:
     def __init__(self, settings: Settings, echo: Echo, *,
                  extra_history: ExtraHistory | None = None) -> None:
         """``extra_history(file)`` returns statements (e.g. the row of the tool's own history
@@ -73,6 +76,9 @@ class Run(NonTransactional):
         one."""
         self.s = settings
         self.extra_history = extra_history
+        self.resume: dict[str, int] = {}
+        """Files `resolve --continue-from N` set to resume at statement N."""
+        self._paths: tuple[NonTransactional, PerStatement] | None = None
         self.redact = Redactor(password_of(settings.database_url))
         self._echo = echo
         self.tables = Tables(settings.schema, settings.history_table, settings.run_log_table)
@@ -264,8 +270,37 @@ class Run(NonTransactional):
                     pass
 
     def _read_history(self) -> dict[str, Applied]:
+        """The applied migrations; refuses a per-statement migration stopped part-way."""
         assert self.conn is not None
-        return read_applied(self.conn, self.tables)
+        applied, progress = history.read_state(self.conn, self.tables)
+        self.resume = {}
+        by_name = {f.name: f for f in self.files or []}
+        stuck = []
+        for p in progress:
+            if p.name in applied:
+                continue
+            if p.resume_from is not None and p.name in by_name and \
+                    by_name[p.name].checksum == p.checksum:
+                self.resume[p.name] = p.resume_from
+            elif p.reached == 0 and not p.in_flight:
+                continue  # claimed, nothing committed: running it from the start is safe
+            else:
+                stuck.append(p)
+        if stuck:
+            raise partially_applied(stuck, by_name)
+        return applied
+
+    def _outside(self) -> tuple[NonTransactional, PerStatement]:
+        """The paths outside a transaction, composed from the runner's collaborators."""
+        if self._paths is None:
+            assert self.conn is not None and self.watch is not None
+            d = Driver(self.conn, self.watch, self.redact, self.deadline, self.echo, self._batch,
+                       lambda local: self._timeout_pieces(local), self._history_pieces,
+                       self._rollback, self._sql_error)
+            nontx = NonTransactional(d)
+            self._paths = (nontx, PerStatement(
+                d, nontx, self.tables, str(self.runlog.run_id) if self.runlog else None))
+        return self._paths
 
     # -- applying -------------------------------------------------------------------
     def _timeouts(self) -> tuple[int, int, bool]:
@@ -350,7 +385,11 @@ class Run(NonTransactional):
     def _attempt(self, g: Group) -> list[dict[str, Any]]:
         assert self.conn is not None and self.watch is not None
         if not g.transactional:
-            return [self._apply_non_tx(g.migrations[0])]
+            a = g.migrations[0]
+            nontx, stepwise = self._outside()
+            if a.tx_mode == "per-statement":
+                return [stepwise.apply(a, self.resume.get(a.file.name))]
+            return [nontx.apply(a)]
         done: list[dict[str, Any]] = []
         single = len(g.migrations) == 1
         self.watch.arm()
@@ -453,6 +492,35 @@ class Run(NonTransactional):
                                    blockers=r.blockers)
             except psycopg.Error:
                 pass
+
+
+def partially_applied(stuck: list[history.Progress], files: dict[str, Any]
+                      ) -> PartiallyAppliedError:
+    problems: list[MigrationError] = []
+    for p in stuck:
+        mf = files.get(p.name)
+        nxt = p.reached + 1
+        where = Location(p.name)
+        if mf is not None:
+            try:
+                from .analysis import analyze
+
+                steps = analyze(mf).steps
+                if nxt <= len(steps):
+                    where = Location(p.name, steps[nxt - 1][0].line, steps[nxt - 1][0].column)
+            except MigrationError:
+                pass
+        first = f"--continue-from {nxt}" if not p.in_flight else \
+            f"--continue-from {nxt} (if statement {nxt} did NOT take effect) or " \
+            f"--continue-from {nxt + 1} (if it did)"
+        problems.append(Problem(
+            "partially-applied",
+            f"{p.name} stopped part-way: {p.describe()}; nothing runs until this is resolved",
+            location=where,
+            hint=f"inspect the database, then `python -m migration resolve {p.name} {first}`, "
+                 "or `--rolled-back` once you have undone statements 1.."
+                 f"{p.reached}, or `--applied` if the file's effects are complete"))
+    return PartiallyAppliedError(problems)
 
 
 def up(settings: Settings, echo: Echo) -> tuple[artifact.Report, MigrationError | None]:

@@ -12,9 +12,17 @@ from pathlib import Path
 
 from ..errors import CheckError, ConfigError, Location, Problem
 from .base import Format, MigrationFile, Parts, Span, TxMode
+from .dbmate import Dbmate
+from .drizzle import Drizzle
+from .flyway import Flyway
+from .golangmigrate import GolangMigrate
+from .goose import Goose
+from .nodepgmigrate import NodePgMigrate
 from .plain import Plain
+from .prisma import Prisma
 
-FORMATS: dict[str, Format] = {f.name: f for f in (Plain(),)}
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Plain(), Prisma(), Drizzle(), Dbmate(), NodePgMigrate(), Goose(), GolangMigrate(), Flyway())}
 NAMES = ("auto", *FORMATS)
 
 
@@ -33,7 +41,7 @@ def detect(directory: Path) -> Format:
     _check_directory(directory)
     scores = sorted(((f.detect(directory), f.name) for f in FORMATS.values()), reverse=True)
     best, name = scores[0]
-    if len(scores) > 1 and scores[1][0] == best and best > 1:
+    if len(scores) > 1 and scores[1][0] == best and best > 1 and best >= 10:
         raise CheckError([Problem(
             "mixed-formats",
             f"the directory looks like {name} and {scores[1][1]} migrations alike",
@@ -59,5 +67,16 @@ def discover(directory: Path, name: str = "auto") -> list[MigrationFile]:
     return resolve(directory, name).discover(directory)
 
 
+def warnings_of(directory: Path, files: list[MigrationFile]) -> list[str]:
+    """What the format saw but does not run (a Drizzle .sql missing from the journal)."""
+    if not files or files[0].format != "drizzle":
+        return []
+    from .drizzle import JOURNAL
+
+    tags = {f.tool_key for f in files}
+    return [f"{p.name} is not in {JOURNAL.as_posix()}: Drizzle never applies it, neither does "
+            "the runner" for p in sorted(directory.glob("*.sql")) if p.name[:-4] not in tags]
+
+
 __all__ = ["FORMATS", "NAMES", "Format", "MigrationFile", "Parts", "Span", "TxMode", "detect",
-           "discover", "resolve"]
+           "discover", "resolve", "warnings_of"]

@@ -72,6 +72,27 @@ def _whole(mf: MigrationFile) -> Parts:
     return Parts(mf.text)
 
 
+def line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def sections(text: str, cuts: list[tuple[int, str]], label_of_unmarked: str = "up"
+             ) -> tuple[str, tuple[Span, ...]]:
+    """Blank every section whose kind is not ``up``. ``cuts``: (line-start offset, kind) of
+    each directive, in file order; the text before the first belongs to ``label_of_unmarked``.
+    """
+    executable = text
+    spans: list[Span] = []
+    bounds = [(0, label_of_unmarked), *cuts, (len(text), "end")]
+    for (start, kind), (end, _) in zip(bounds, bounds[1:], strict=False):
+        if kind == "up" or start >= end:
+            continue
+        executable = blank(executable, start, end)
+        last = end - 1 if end > start and text[end - 1] == "\n" else end
+        spans.append(Span(kind, line_of(text, start), line_of(text, max(start, last))))
+    return executable, tuple(spans)
+
+
 @dataclass(frozen=True)
 class MigrationFile:
     name: str
@@ -92,8 +113,10 @@ class MigrationFile:
     default_tx: TxMode = "transaction"
     """The mode the tool gives a file without a directive."""
     statement_split: bool = False
-    """True when the tool itself sends the file statement by statement (no implicit
-    transaction): a file that cannot be one transaction may then run per statement."""
+    """True when the tool runs a file its directive takes out of a transaction statement by
+    statement (dbmate, goose, Flyway): with several statements it then runs per statement."""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """Format-specific facts the tool's history needs (Drizzle: ``when``, ``idx``)."""
 
     def __post_init__(self) -> None:
         if not self.tool_key:

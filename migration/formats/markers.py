@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
 
-from .base import Marker
+from .base import Marker, MigrationFile, Parts
 
 # (tool, pattern) over one line; each tool's own regular expression, anchored at the line start.
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -45,3 +47,35 @@ def leading_directive(text: str, pattern: re.Pattern[str]) -> bool:
         if pattern.match(stripped):
             return True
     return False
+
+
+def read_foreign(mf: MigrationFile) -> Parts:
+    """A format without markers of its own: the whole file runs; other tools' markers noted."""
+    return Parts(mf.text, markers=tuple(foreign_markers(mf.text)))
+
+
+SAMPLE = 20
+
+
+@lru_cache(maxsize=8)
+def _sample(directory: str, _mtime_ns: int) -> tuple[tuple[str, frozenset[str]], ...]:
+    out = []
+    names = sorted(p for p in Path(directory).iterdir() if p.suffix == ".sql" and p.is_file())
+    for p in names[:SAMPLE]:
+        try:
+            head = p.read_bytes()[:65536].decode("utf-8", "replace")
+        except OSError:
+            continue
+        out.append((p.name, frozenset(m.tool for m in foreign_markers(head))))
+    return tuple(out)
+
+
+def sample(directory: Path) -> tuple[tuple[str, frozenset[str]], ...]:
+    """(file name, tools whose markers it carries) for the first few ``.sql`` files."""
+    return _sample(str(directory), directory.stat().st_mtime_ns)
+
+
+def score(directory: Path, tool: str | None) -> int:
+    """10 per sampled file carrying ``tool``'s markers (``None``: carrying none)."""
+    return 10 * sum(1 for _, tools in sample(directory)
+                    if (tool in tools if tool else not tools))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
 from .base import MigrationFile, Parts, TxMode
-from .markers import foreign_markers, leading_directive
+from .markers import foreign_markers, leading_directive, sample
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -35,7 +35,13 @@ class Plain:
     history: ClassVar[type[ToolHistory] | None] = None
 
     def detect(self, directory: Path) -> int:
-        return 1  # the fallback: any directory can be read as plain files
+        # The fallback (1) for any directory; more for numbered files no other tool marks.
+        from .flyway import FILE as FLYWAY
+        from .golangmigrate import FILE as GOLANG
+
+        unmarked = sum(10 for name, tools in sample(directory) if not tools
+                       and NAME.match(name) and not GOLANG.match(name) and not FLYWAY.match(name))
+        return 1 + unmarked
 
     def discover(self, directory: Path) -> list[MigrationFile]:
         found: list[MigrationFile] = []
@@ -51,6 +57,15 @@ class Plain:
                                                reader=read))
                 continue
             if not entry.name.lower().endswith(".sql"):
+                continue
+            if entry.name.lower().endswith(".down.sql"):
+                problems.append(Problem(
+                    "down-part-present",
+                    "a down migration file (golang-migrate / node-pg-migrate style): running it "
+                    "would undo its up file", location=Location(entry.name),
+                    hint="pass --format golang-migrate or node-pg-migrate if the directory is "
+                         "that tool's; otherwise delete it (forward-only: a fix is a new "
+                         "migration)"))
                 continue
             m = NAME.match(entry.name)
             if m is None:
