@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         ops = None  # type: ignore[assignment]
     if ops is not None:
         ops.register(sub, _add_common)
+    from . import resolution
+
+    resolution.register(sub, _add_common)
     return parser
 
 
@@ -200,28 +203,59 @@ def _print_error(e: MigrationError, as_json: bool) -> None:
 
 def cmd_check(s: Settings, args: argparse.Namespace) -> int:
     from .checker import check
+    from .formats import warnings_of
     from .source import discover
 
     files = discover(s.dir, s.format)
     applied = None
+    stuck: list[MigrationError] = []
     if s.database_url:
-        applied = _read_applied(s)
+        applied, stuck = _read_state(s, files)
     result = check(files, applied, check_order=s.check_order, parse_applied=True)
+    result.problems[:0] = stuck
+    result.warnings[:0] = warnings_of(s.dir, files)
     if s.json:
         print(json.dumps({
             "ok": not result.problems, "files": len(files),
+            "format": files[0].format if files else None,
             "pending": [f.name for f in result.pending],
             "nonTransactional": [n for n, a in result.analyses.items() if not a.transactional],
+            "perStatement": [n for n, a in result.analyses.items()
+                             if a.tx_mode == "per-statement"],
+            "ignored": {f.name: [{"label": sp.label, "startLine": sp.start_line,
+                                  "endLine": sp.end_line} for sp in f.ignored]
+                        for f in files if f.name in result.analyses and f.ignored},
             "problems": [p.as_dict() for p in result.problems],
             "warnings": result.warnings}, indent=2))
     else:
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
         for p in result.problems:
-            print(f"error: {p}", file=sys.stderr)
+            print(f"error: [{p.code}] {p}", file=sys.stderr)
         if not result.problems:
-            print(f"ok: {len(files)} migration(s), {len(result.pending)} pending")
+            fmt = f" ({files[0].format})" if files else ""
+            print(f"ok: {len(files)} migration(s){fmt}, {len(result.pending)} pending")
     return errors.EXIT_CHECK_FAILED if result.problems else errors.EXIT_OK
+
+
+def _read_state(s: Settings, files: list[Any]) -> tuple[dict[str, Any], list[MigrationError]]:
+    """The history, and the refusal of per-statement migrations stopped part-way."""
+    from .connection import connect, embedded_url
+    from .history import read_state
+    from .redact import Redactor, password_of
+    from .runner import partially_applied
+    from .tables import Tables
+
+    url = s.database_url or embedded_url(s.embedded_dir)
+    with connect(url, Redactor(password_of(url)), autocommit=True, purpose="check") as conn:
+        from .adoption import resolve_tables
+
+        applied, progress = read_state(conn, resolve_tables(
+            conn, Tables(s.schema, s.history_table, s.run_log_table)))
+    by_name = {f.name: f for f in files}
+    stuck = [p for p in progress if p.name not in applied and p.resume_from is None
+             and (p.reached or p.in_flight)]
+    return applied, partially_applied(stuck, by_name).problems if stuck else []
 
 
 def _read_applied(s: Settings) -> dict[str, Any]:
@@ -245,19 +279,24 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
     from .source import discover
 
     files = discover(s.dir, s.format)
-    applied = _read_applied(s)
+    applied, stuck = _read_state(s, files)
     result = check(files, applied, check_order=s.check_order)
+    result.problems[:0] = stuck
     result.raise_for_problems()
     pending = [result.analyses[f.name] for f in result.pending]
     groups, boundaries = plan_groups(pending, s.single_transaction)
     out: list[dict[str, Any]] = []
     for a in pending:
+        body = {id(st) for st in a.body}
         out.append({
-            "file": a.file.name, "transactional": a.transactional,
+            "file": a.file.name, "format": a.file.format, "transactional": a.transactional,
+            "txMode": a.tx_mode,
             "selfWrapped": a.self_wrapped, "nonTransactionalFrom": a.detected_from,
+            "ignored": [{"label": sp.label, "startLine": sp.start_line, "endLine": sp.end_line}
+                        for sp in a.file.ignored],
             "statements": [{"line": st.line, "kind": st.kind, "lock": st.lock,
                             "target": st.target, "nonTransactional": st.non_transactional,
-                            "replacedByRunner": a.self_wrapped and st.tx_control is not None,
+                            "replacedByRunner": id(st) not in body,
                             "sql": st.sql[:500]} for st in a.statements]})
     if s.json:
         print(json.dumps({"pending": out, "groups": [[a.file.name for a in g.migrations]
@@ -268,8 +307,13 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
         print(f"nothing pending ({len(files)} migration(s) applied)")
         return 0
     for m in out:
-        tx = "in a transaction" if m["transactional"] else "OUTSIDE a transaction"
+        tx = {"transaction": "in a transaction", "no-transaction": "OUTSIDE a transaction",
+              "per-statement": "STATEMENT BY STATEMENT, each committed, progress recorded"
+              }[str(m["txMode"])]
         print(f"{m['file']}  ({tx})")
+        for sp in m["ignored"]:
+            print(f"    lines {sp['startLine']}-{sp['endLine']}  ignored: the {sp['label']} "
+                  "part (never run)")
         for st in m["statements"]:
             first = " ".join(str(st["sql"]).split())[:70]
             if st["replacedByRunner"]:

@@ -53,13 +53,13 @@ from .errors import (
     PartiallyAppliedError,
     Problem,
 )
+from .formats import discover, warnings_of
 from .groups import Group, plan_groups
 from .history import Applied, ExtraHistory
 from .nontx import Driver, NonTransactional
 from .redact import Redactor, password_of
 from .runlog import RunLog, ensure_tables
 from .settings import Settings
-from .source import discover
 from .stepwise import PerStatement
 from .tables import Tables
 
@@ -157,6 +157,8 @@ class Run:
                     self.echo(f"warning: SKIPPED not recorded in the run log: {e}")
             return
         files = discover(s.dir, s.format)
+        for w in warnings_of(s.dir, files):
+            self.echo("warning: " + w)
         self.files = files
         # Pending files are parsed after the history is read (below), still before anything
         # is applied; a no-op run then never loads the SQL parser.
@@ -479,7 +481,7 @@ class Run:
         if first.location is not None:
             r.failing = {"file": first.location.file, "line": first.location.line,
                          "column": first.location.column, "sqlstate": first.sqlstate,
-                         "message": self.redact(first.message)[:4000]}
+                         "message": self.redact(first.message)[:4000], "code": first.code}
         done = {a["file"] for a in r.applied}
         r.pending = [p for p in r.pending if p not in done]
         r.mark("Failed", e.code)

@@ -88,6 +88,8 @@ def sections(text: str, cuts: list[tuple[int, str]], label_of_unmarked: str = "u
         if kind == "up" or start >= end:
             continue
         executable = blank(executable, start, end)
+        if kind == "header":
+            continue  # comments before the first directive (the tool allows nothing else)
         last = end - 1 if end > start and text[end - 1] == "\n" else end
         spans.append(Span(kind, line_of(text, start), line_of(text, max(start, last))))
     return executable, tuple(spans)

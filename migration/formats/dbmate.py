@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
-from .base import Marker, MigrationFile, Parts, TxMode, sections
-from .markers import score
+from .base import MigrationFile, Parts, TxMode, sections
+from .markers import foreign_markers, score
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -28,11 +28,15 @@ DIRECTIVE = re.compile(r"(?m)^--\s*migrate:(up|down)(\s*$|\s+\S.*$)")
 _COMMENT_OR_BLANK = re.compile(r"^\s*(--.*)?$")
 
 
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
 def read(mf: MigrationFile) -> Parts:
     text = mf.text
     found = list(DIRECTIVE.finditer(text))
-    markers = tuple(Marker("dbmate", m.group(0).strip(), text.count("\n", 0, m.start()) + 1)
-                    for m in found)
+    # Every tool's markers (dbmate's own among them): a goose file here is refused by name.
+    markers = tuple(foreign_markers(text))
     problems: list[MigrationError] = []
     ups = [m for m in found if m.group(1) == "up"]
     downs = [m for m in found if m.group(1) == "down"]
@@ -44,12 +48,12 @@ def read(mf: MigrationFile) -> Parts:
     elif not downs:
         problems.append(Problem("unsupported-directive",
                                 "dbmate requires a down block (`-- migrate:down`), even empty",
-                                location=Location(mf.name, markers[0].line),
+                                location=Location(mf.name, _line(text, ups[0].start())),
                                 hint="add an empty `-- migrate:down` block at the end"))
     elif downs[0].start() < ups[0].start():
         problems.append(Problem("down-part-present",
                                 "`-- migrate:down` comes before `-- migrate:up`",
-                                location=Location(mf.name, text.count("\n", 0, downs[0].start()) + 1),
+                                location=Location(mf.name, _line(text, downs[0].start())),
                                 hint="dbmate requires the up block first"))
     if ups and any(not _COMMENT_OR_BLANK.match(line)
                    for line in text[:ups[0].start()].split("\n")):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
 from .base import Marker, MigrationFile, Parts, TxMode, sections
-from .markers import score
+from .markers import foreign_markers, score
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -74,7 +74,8 @@ def read(mf: MigrationFile) -> Parts:
                                 hint="goose requires `-- +goose Up` first"))
     executable, spans = sections(text, cuts, label_of_unmarked="header")
     declared: TxMode | None = "no-transaction" if no_tx else None
-    return Parts(executable, spans, declared, tuple(markers), tuple(problems))
+    others = tuple(m for m in foreign_markers(text) if m.tool != "goose")
+    return Parts(executable, spans, declared, (*markers, *others), tuple(problems))
 
 
 class Goose:

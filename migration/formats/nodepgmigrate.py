@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
-from .base import Marker, MigrationFile, Parts
-from .markers import read_foreign, score
+from .base import MigrationFile, Parts
+from .markers import foreign_markers, read_foreign, score
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -41,8 +41,7 @@ def read(mf: MigrationFile) -> Parts:
 
     text = mf.text
     up, down = UP.search(text), DOWN.search(text)
-    markers = tuple(Marker("node-pg-migrate", m.group(0).strip(), _line(text, m.start()))
-                    for m in (up, down) if m is not None)
+    markers = tuple(foreign_markers(text))
     if down is None:
         return Parts(text, markers=markers)
     # ``\s*`` may start on an earlier blank line: the marker is where its ``--`` is.
@@ -74,10 +73,12 @@ class NodePgMigrate:
     history: ClassVar[type[ToolHistory] | None] = None
 
     def detect(self, directory: Path) -> int:
-        pairs = sum(1 for p in directory.iterdir() if p.name.endswith((".up.sql", ".down.sql"))
-                    and not re.match(r"^\d+_.*\.(up|down)\.sql$", p.name))
-        code = sum(1 for p in directory.iterdir() if p.suffix in CODE and PREFIX.match(p.name))
-        return max(score(directory, self.name), 10 * pairs, 10 * code)
+        # X.up.sql / X.down.sql pairs look like golang-migrate's: they count only beside files
+        # carrying node-pg-migrate's own markers (or its JavaScript migrations).
+        marked = score(directory, self.name)
+        code = sum(10 for p in directory.iterdir() if p.suffix in CODE and PREFIX.match(p.name))
+        pairs = sum(10 for p in directory.iterdir() if p.name.endswith((".up.sql", ".down.sql")))
+        return marked + code + (pairs if marked or code else 0)
 
     def discover(self, directory: Path) -> list[MigrationFile]:
         found: list[MigrationFile] = []

@@ -156,6 +156,7 @@ def write_migrations(directory: Path, files: Mapping[str, str | bytes]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(body, bytes):
             path.write_bytes(body)
         else:
