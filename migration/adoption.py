@@ -181,7 +181,11 @@ def guard(conn: Any, tables: Tables, files: list[Any], s: Settings, echo: Echo |
             hint=f"run `{_command(s, f'adopt --from {tool}')}` (add --dry-run to see what it "
                  "records), then up; nothing was changed")
     objects = schema_objects(conn, tables, s.dir)
-    if objects:
+    if objects and s.allow_unrecorded_objects:
+        if echo is not None:
+            echo(f"warning: the database holds {len(objects)} object(s) gated-release did not "
+                 "record; applying anyway (--allow-unrecorded-objects)")
+    elif objects:
         listed = [f"{k} {n}" for k, n in objects]
         raise Problem(
             "adoption-required",
@@ -189,7 +193,8 @@ def guard(conn: Any, tables: Tables, files: list[Any], s: Settings, echo: Echo |
             "recorded no migration: `up` would run every migration against them",
             hint=f"if your migrations built them, record the files up to the version the "
                  f"database is at with `{_command(s, 'baseline --through VERSION')}` (add "
-                 "--dry-run first); nothing was changed")
+                 "--dry-run first); if they are not from these migrations, pass "
+                 "--allow-unrecorded-objects; nothing was changed")
     return tables
 
 

@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "MIGRATION_TOOL_HISTORY=0)")
     p.add_argument("--tool-history", dest="tool_history", action="store_const", const=True,
                    help=argparse.SUPPRESS)
+    p.add_argument("--allow-unrecorded-objects", dest="allow_unrecorded_objects",
+                   action="store_const", const=True,
+                   help="apply migrations to a database gated-release has recorded nothing in "
+                        "although it holds objects (they are not from these migrations); "
+                        f"without it `up` refuses (adoption-required) "
+                        f"({_env('allow_unrecorded_objects')})")
 
     p = sub.add_parser(
         "adopt", help="record what another tool applied (dbmate, Prisma, Drizzle, ...)",

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, tuple[str, str | None]] = {
     "allow_gaps": ("MIGRATION_ALLOW_GAPS", "0"),
     "dry_run": ("MIGRATION_DRY_RUN", "0"),
     "through": ("MIGRATION_BASELINE_THROUGH", None),
+    "allow_unrecorded_objects": ("MIGRATION_ALLOW_UNRECORDED_OBJECTS", "0"),
     "enabled": ("MIGRATE_DB_MIGRATE_ENABLED", "1"),
     "runner": ("MIGRATE_DB_MIGRATE_RUNNER", "aca-migration-job"),
     "telemetry": ("DB_MIGRATE_TELEMETRY_ENABLED", "1"),
@@ -126,6 +127,8 @@ class Settings:
     allow_gaps: bool = False
     dry_run: bool = False
     through: str | None = None
+    allow_unrecorded_objects: bool = False
+    """`up` on an unrecorded database that holds objects these migrations did not make."""
     enabled: bool = True
     runner: str = "aca-migration-job"
     telemetry: bool = True
@@ -204,6 +207,8 @@ def resolve(
         allow_gaps=parse_bool(req("allow_gaps"), name=label("allow_gaps")),
         dry_run=parse_bool(req("dry_run"), name=label("dry_run")),
         through=raw("through"),
+        allow_unrecorded_objects=parse_bool(req("allow_unrecorded_objects"),
+                                            name=label("allow_unrecorded_objects")),
         enabled=parse_bool(req("enabled"), name=DEFAULTS["enabled"][0]),
         runner=req("runner"),
         telemetry=parse_bool(req("telemetry"), name=DEFAULTS["telemetry"][0]),

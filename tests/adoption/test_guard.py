@@ -127,3 +127,14 @@ def test_history_under_the_old_default_name_keeps_working(database_url: str,
     assert json.loads(res.stdout)["pending"] == [], res.stdout
     res = runner("check", "--json", "--dir", str(mig), "--database-url", database_url)
     assert (res.returncode, json.loads(res.stdout)["pending"]) == (0, []), res.stdout
+
+
+def test_objects_not_from_these_migrations_can_be_declared(database_url: str,
+                                                           tmp_path: Path) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE legacy_app_table (x int)")
+    code, doc, out = up(database_url, write(tmp_path / "m"), tmp_path / "a",
+                        "--allow-unrecorded-objects")
+    assert code == 0, doc["reason"]
+    assert "applying anyway" in out
+    assert len(doc["executionSummary"]["applied"]) == 3  # type: ignore[arg-type]
