@@ -6,6 +6,11 @@ an INVALID index left by an earlier failed build is dropped before the rebuild; 
 is verified valid; once the statement has committed nothing retries it, and the history row is
 written durably with short retries of its own; if that still fails the error says the
 migration was APPLIED but NOT recorded and gives the exact INSERT to record it.
+
+The runner holds a :class:`NonTransactional` built from a :class:`Driver`: its collaborators
+(connection, blocker watch, batch sender, timeouts, history rows) passed explicitly, so this
+path depends on no runner internals. ``migration/stepwise.py`` reuses it for the
+non-transactional statements of a per-statement migration.
 """
 
 from __future__ import annotations

@@ -396,3 +396,25 @@ def test_check_json_reports_history_problems_by_code(runner: Runner) -> None:
     assert up.code == 3 and up.artifact is not None
     assert up.artifact["executionSummary"]["failing"]["code"] in ("edited-after-apply",
                                                                   "out-of-order")
+
+
+def test_a_files_own_block_is_one_step_of_a_per_statement_run(tmp_path: Path) -> None:
+    from migration.analysis import analyze
+
+    write_migrations(tmp_path, {"00001_a.sql": (
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE a (id int);\n"
+        "BEGIN;\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES (2);\nCOMMIT;\n"
+        "CREATE INDEX CONCURRENTLY a_id ON a (id);\n-- +goose Down\nDROP TABLE a;\n")})
+    [f] = discover(tmp_path)
+    a = analyze(f)
+    assert a.tx_mode == "per-statement"
+    assert [[st.kind for st in step] for step in a.steps] == [
+        ["CreateStmt"], ["InsertStmt", "InsertStmt"], ["IndexStmt"]]
+    assert [sp.label for sp in f.ignored] == ["down"]
+
+
+def test_plain_no_transaction_header_still_means_one_statement(tmp_path: Path) -> None:
+    write_migrations(tmp_path, {"0001_a.sql": "-- migration: no-transaction\n"
+                                              "CREATE TABLE a (id int);\nSELECT 1;\n"})
+    [p] = check(discover(tmp_path)).problems
+    assert isinstance(p, Problem) and p.code == "non-transactional-mixed"
