@@ -167,11 +167,15 @@ def _same_file_enum_use(a: Analysis) -> list[MigrationError]:
         type_name, label = s.enum_added
         use = label_use(a, type_name, label, after=s.start)
         if use is not None:
+            from .analysis import location_of
+
+            literal = "'" + label.replace("'", "''") + "'"
+            where = location_of(a.file, use.start + use.sql.find(literal))
             found.append(Problem(
                 "enum-added-and-used",
                 f"enum label {label!r} is added to {type_name} and used in one transaction "
                 "(PostgreSQL refuses: unsafe use of new value)",
-                location=Location(a.file.name, use.line, use.column),
+                location=where,
                 sqlstate="55P04",
                 hint="move the ALTER TYPE ... ADD VALUE into an earlier migration of its own",
             ))
