@@ -22,7 +22,7 @@ from typing import Any
 from psycopg import sql
 
 from . import toolhistory
-from .errors import ConfigError, Location, MigrationError, Problem
+from .errors import CheckError, ConfigError, Location, MigrationError, Problem
 from .settings import DEFAULTS, Settings
 from .tables import HISTORY_COLUMNS, Tables
 from .toolhistory.base import ToolHistory, ToolState, table_columns
@@ -154,9 +154,15 @@ def guard(conn: Any, tables: Tables, files: list[Any], s: Settings, echo: Echo |
     has_history = bool(table_columns(conn, tables.schema, tables.history))
     if has_history and _has_rows(conn, tables.history_id):
         if adapter is not None and adapter.exists(conn):
+            state = adapter.state(conn, files)
+            for p in state.problems:
+                # Someone ran the tool and it failed part-way: the schema may be half-changed.
+                if p.code in ("dirty-history", "failed-migration"):
+                    raise CheckError([Problem(
+                        p.code, f"{p.message} [{state.table}: {p.row}]",
+                        location=Location(p.file) if p.file else None, hint=p.hint)])
             recorded = recorded_names(conn, tables) or set()
-            behind = [f.name for f in adapter.state(conn, files).applied
-                      if f.name not in recorded]
+            behind = [f.name for f in state.applied if f.name not in recorded]
             if behind:
                 raise Problem(
                     "adoption-required",
@@ -374,8 +380,6 @@ def _write(conn: Any, s: Settings, tables: Tables, rows: list[sql.Composed]) -> 
 def adopt(s: Settings, tool: str = "auto", *, dry_run: bool = False,
           allow_gaps: bool = False) -> Outcome:
     """Record what ``tool``'s history marks applied; raises CheckError naming what it refuses."""
-    from .errors import CheckError
-
     with _Session(s, take_lock=not dry_run) as sess:
         conn, tables = sess.conn, sess.tables
         name = _pick_tool(conn, s, tool)
@@ -415,8 +419,7 @@ def baseline(s: Settings, through: str, *, dry_run: bool = False) -> Outcome:
         upto = files[:hits[-1] + 1]
         recorded = recorded_names(conn, tables) or set()
         if not recorded:
-            tools = [a for a in found_tools(conn, s.dir) if a.tool != (files[0].format
-                                                                       if files else None)]
+            tools = found_tools(conn, s.dir)
             if tools:
                 raise ConfigError(
                     f"the database holds {tools[0].tool}'s history ({tools[0].qualified})",

@@ -293,3 +293,20 @@ def test_up_with_no_tool_history_leaves_the_tools_table_alone(
     assert rows(database_url, "SELECT to_regclass('schema_migrations') IS NULL") == [(True,)]
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM gated_release_history").fetchone() == (4,)
+
+
+def test_up_refuses_when_the_tool_failed_part_way_since(pg: PgServer, dbname: str,
+                                                        database_url: str,
+                                                        tmp_path: Path) -> None:
+    mig = copy_set(GM, tmp_path / "m", [p.name for p in GM.iterdir()
+                                        if not p.name.startswith("000004")])
+    code, doc = _up(database_url, mig, tmp_path / "a1")
+    assert code == 0, doc["reason"]
+    # Someone ran `migrate up` with a new file and it failed half-way.
+    execute(database_url, "UPDATE schema_migrations SET version = 4, dirty = true")
+    copy_set(GM, mig)
+    code, doc = _up(database_url, mig, tmp_path / "a2")
+    assert (code, doc["reasonCode"]) == (3, "check-failed")
+    failing = doc["executionSummary"]["failing"]  # type: ignore[index]
+    assert (failing["code"], failing["file"]) == ("dirty-history",
+                                                  "000004_sessions_user_agent.up.sql")

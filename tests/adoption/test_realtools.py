@@ -206,3 +206,30 @@ def test_tool_tables_are_created_exactly_as_the_tools_create_them(
             pg.drop_database(by_tool)
             pg.drop_database(by_us)
     assert DBMATE.exists()
+
+
+def test_runner_first_then_back_to_dbmate(pg: PgServer, dbname: str, database_url: str,
+                                          tmp_path: Path) -> None:
+    """A fresh database migrated by the runner alone: dbmate's table is created as dbmate
+    creates it, and dbmate sees every migration applied."""
+    src = CORPORA / "dbmate" / "db" / "migrations"
+    names = sorted(p.name for p in src.iterdir())
+    mig = copy_set(src, tmp_path / "m", names[:5])
+    code, doc = _up(database_url, mig, tmp_path / "a")
+    assert code == 0, doc["reason"]
+    status = dbmate(pg, dbname, mig, "status")
+    assert "Applied: 5" in status.stdout and "Pending: 0" in status.stdout, status.stdout
+    copy_set(src, mig)
+    res = dbmate(pg, dbname, mig, "up")
+    assert res.returncode == 0 and res.stdout.count("Applying:") == 1, res.stdout + res.stderr
+
+
+@needs_node
+def test_runner_first_then_back_to_node_pg_migrate(pg: PgServer, dbname: str,
+                                                   database_url: str, tmp_path: Path) -> None:
+    src = CORPORA / "node-pg-migrate" / "migrations"
+    mig = copy_set(src, tmp_path / "m")
+    code, doc = _up(database_url, mig, tmp_path / "a")
+    assert code == 0, doc["reason"]
+    res = node_pg_migrate(database_url, mig, "up")  # checkOrder: i-th row = i-th file
+    assert res.returncode == 0 and "No migrations to run!" in res.stdout, res.stdout + res.stderr
