@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
 from .base import MigrationFile, Parts
-from .markers import foreign_markers
+from .markers import foreign_markers, listing
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -32,9 +32,9 @@ def read(mf: MigrationFile) -> Parts:
 
 
 def _v1_dirs(directory: Path) -> list[Path]:
-    return sorted((p for p in directory.iterdir() if p.is_dir() and V1_DIR.match(p.name)
-                   and (p / "migration.sql").is_file() and (p / "snapshot.json").is_file()),
-                  key=lambda p: p.name.encode())
+    found = (directory / n for n, is_dir in listing(directory) if is_dir and V1_DIR.match(n))
+    return sorted((p for p in found if (p / "migration.sql").is_file()
+                   and (p / "snapshot.json").is_file()), key=lambda p: p.name.encode())
 
 
 class Drizzle:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
 from .base import MigrationFile
-from .markers import read_foreign
+from .markers import listing, read_foreign
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -27,7 +27,7 @@ class GolangMigrate:
     history: ClassVar[type[ToolHistory] | None] = None
 
     def detect(self, directory: Path) -> int:
-        n = sum(1 for p in directory.iterdir() if FILE.match(p.name) and p.name.endswith(".sql"))
+        n = sum(1 for name, _ in listing(directory) if name.endswith(".sql") and FILE.match(name))
         return 10 * min(n, 20)
 
     def discover(self, directory: Path) -> list[MigrationFile]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
 from .base import Marker, MigrationFile, Parts, TxMode, sections
-from .markers import foreign_markers, score
+from .markers import foreign_markers, listing, score
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -83,7 +83,7 @@ class Goose:
     history: ClassVar[type[ToolHistory] | None] = None
 
     def detect(self, directory: Path) -> int:
-        go = any(FILE.match(p.name) and p.suffix == ".go" for p in directory.iterdir())
+        go = any(name.endswith(".go") and FILE.match(name) for name, _ in listing(directory))
         return score(directory, self.name) + (5 if go else 0)
 
     def discover(self, directory: Path) -> list[MigrationFile]:

@@ -23,8 +23,13 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# One C-level search first: most files carry no directive at all.
+_ANY = re.compile(r"^[ \t]*--[^\n]*(?:migrate:(?:up|down)|\+goose|(?:up|down)\s+migration)",
+                  re.M | re.I)
+
+
 def foreign_markers(text: str) -> Iterator[Marker]:
-    if "--" not in text:
+    if "--" not in text or _ANY.search(text) is None:
         return
     for i, line in enumerate(text.split("\n"), 1):
         stripped = line.lstrip()
@@ -36,8 +41,11 @@ def foreign_markers(text: str) -> Iterator[Marker]:
                 break
 
 
-def leading_directive(text: str, pattern: re.Pattern[str]) -> bool:
-    """True when ``pattern`` matches a comment line before the first SQL line."""
+def leading_directive(text: str, pattern: re.Pattern[str], needle: str = "") -> bool:
+    """True when ``pattern`` matches a comment line before the first SQL line (``needle``:
+    a lower-case word the directive must contain, to skip files without it cheaply)."""
+    if needle and needle not in text.lower():
+        return False
     for line in text.split("\n"):
         stripped = line.strip()
         if not stripped:
@@ -58,9 +66,24 @@ SAMPLE = 20
 
 
 @lru_cache(maxsize=8)
+def _listing(directory: str, _mtime_ns: int) -> tuple[tuple[str, bool], ...]:
+    import os
+
+    with os.scandir(directory) as it:
+        return tuple((e.name, e.is_dir()) for e in it)
+
+
+def listing(directory: Path) -> tuple[tuple[str, bool], ...]:
+    """(name, is a directory) of every entry, read once per directory state (detection asks
+    every format; ``os.scandir`` answers ``is_dir`` without a stat per entry)."""
+    return _listing(str(directory), directory.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
 def _sample(directory: str, _mtime_ns: int) -> tuple[tuple[str, frozenset[str]], ...]:
     out = []
-    names = sorted(p for p in Path(directory).iterdir() if p.suffix == ".sql" and p.is_file())
+    names = sorted(Path(directory) / n for n, is_dir in _listing(directory, _mtime_ns)
+                   if n.endswith(".sql") and not is_dir)
     for p in names[:SAMPLE]:
         try:
             head = p.read_bytes()[:65536].decode("utf-8", "replace")

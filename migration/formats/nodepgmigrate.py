@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import CheckError, Location, MigrationError, Problem
 from .base import MigrationFile, Parts
-from .markers import foreign_markers, read_foreign, score
+from .markers import foreign_markers, listing, read_foreign, score
 
 if TYPE_CHECKING:
     from ..toolhistory.base import ToolHistory
@@ -76,8 +76,9 @@ class NodePgMigrate:
         # X.up.sql / X.down.sql pairs look like golang-migrate's: they count only beside files
         # carrying node-pg-migrate's own markers (or its JavaScript migrations).
         marked = score(directory, self.name)
-        code = sum(10 for p in directory.iterdir() if p.suffix in CODE and PREFIX.match(p.name))
-        pairs = sum(10 for p in directory.iterdir() if p.name.endswith((".up.sql", ".down.sql")))
+        names = [name for name, _ in listing(directory)]
+        code = sum(10 for n in names if n.endswith(CODE) and PREFIX.match(n))
+        pairs = sum(10 for n in names if n.endswith((".up.sql", ".down.sql")))
         return marked + code + (pairs if marked or code else 0)
 
     def discover(self, directory: Path) -> list[MigrationFile]:

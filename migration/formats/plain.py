@@ -26,7 +26,7 @@ NO_TRANSACTION = re.compile(r"^\s*--\s*(?:migration|gated-release)\s*:\s*no-tran
 
 def read(mf: MigrationFile) -> Parts:
     text = mf.text
-    declared: TxMode | None = "no-transaction" if leading_directive(text, NO_TRANSACTION) else None
+    declared: TxMode | None = "no-transaction" if leading_directive(text, NO_TRANSACTION, "no-transaction") else None
     return Parts(text, tx_declared=declared, markers=tuple(foreign_markers(text)))
 
 
