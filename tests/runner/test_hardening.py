@@ -176,7 +176,22 @@ def test_a_lock_timeout_retries_the_whole_group_from_its_start(database_url: str
     })
     holder = psycopg.connect(database_url)
     holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-    release = threading.Timer(1.2, holder.rollback)
+    def release_after_a_lock_timeout() -> None:
+        # Not a fixed delay: on a loaded machine the runner may reach 0002 only after it.
+        with psycopg.connect(database_url, autocommit=True) as watch:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                seen = watch.execute(
+                    "SELECT to_regclass('migration_run_log') IS NOT NULL AND EXISTS (SELECT 1"
+                    " FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%busy%')").fetchone()
+                if seen and seen[0]:
+                    break
+                time.sleep(0.05)
+        time.sleep(0.4)  # past the 300 ms lock_timeout: the attempt fails, a retry follows
+        holder.rollback()
+
+    release = threading.Thread(target=release_after_a_lock_timeout)
     release.start()
     try:
         t0 = time.monotonic()
