@@ -103,6 +103,14 @@ def cmd_resolve(s: Settings, args: argparse.Namespace) -> int:
                     conn.execute(history.insert_row(
                         tables, mf, duration_ms=sql.Literal(0), release_sha=s.release_sha,
                         transactional=False, run_id=row.run_id, on_conflict_nothing=True))
+                    # The tool's own row too, as `up` would have written it (reversible).
+                    from . import toolhistory
+                    from .adoption import ToolHistoryKeeper
+
+                    keeper = ToolHistoryKeeper(enabled=s.tool_history)
+                    keeper.prepare(conn, toolhistory.for_format(mf.format, s.dir))
+                    for q in keeper(mf):
+                        conn.execute(q)
                 conn.execute(history.progress_clear(tables, row.name))
                 decision = f"{row.name} is recorded as applied"
             else:

@@ -186,6 +186,9 @@ def test_resolve_rolled_back_and_applied(runner: Runner, database_url: str) -> N
     res = runner.up()
     assert res.code == 0 and "nothing pending" in res.stdout, str(res)
     assert history(database_url) == ["20240100_base.sql", "20240101_a.sql", "20240102_b.sql"]
+    # dbmate's own table is kept current through it all, `resolve --applied` included.
+    assert query(database_url, "SELECT version FROM schema_migrations ORDER BY 1") == [
+        ("20240100",), ("20240101",), ("20240102",)]
     assert query(database_url, "SELECT count(*) FROM missing2") == [(1,)]
     nothing = runner.run("resolve", "20240102_b.sql", "--applied")
     assert nothing.code == 2
