@@ -125,11 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "adopt", help="record what another tool applied (dbmate, Prisma, Drizzle, ...)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Take over a database another tool migrated: read the tool's own history "
-        "table and record, under the runner lock and in ONE transaction, every migration it "
-        "marks applied in gated-release's history (nothing is executed). Refuses, naming the "
-        "row and the file (exit 3): a dirty golang-migrate row, a failed Prisma or Flyway row, "
-        "an applied row whose file is missing, a checksum that differs (Prisma, Flyway), and "
+        description="Take over a database another tool migrated: read the tool's own history\n"
+        "table and record, under the runner lock and in ONE transaction, every migration it\n"
+        "marks applied in gated-release's history (nothing is executed). Refuses, naming the\n"
+        "row and the file (exit 3): a dirty golang-migrate row, a failed Prisma or Flyway row,\n"
+        "an applied row whose file is missing, a checksum that differs (Prisma, Flyway), and\n"
         "an unapplied migration older than an applied one (unless --allow-gaps).",
         epilog="examples:\n  python -m migration adopt --from dbmate --dir db/migrations "
         "--dry-run\n  python -m migration adopt --from auto --json\n\ntools: node-pg-migrate, "
