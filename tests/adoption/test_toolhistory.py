@@ -223,3 +223,15 @@ def test_goose_newest_row_decides(database_url: str, tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM goose_db_version WHERE version_id = 0"
                             ).fetchone() == (1,)
     assert [f.name for f in st.applied] == [files[0].name, files[1].name]
+
+
+def test_toolhistory_public_surface() -> None:
+    import migration.toolhistory as th
+
+    submodules = {"base", "dbmate", "drizzle", "flyway", "golangmigrate", "goose",
+                  "nodepgmigrate", "prisma"}
+    public = sorted(n for n in vars(th) if not n.startswith("_") and n not in submodules
+                    and n != "annotations" and n != "Path")
+    assert sorted(th.__all__) == public
+    assert sorted(TOOLS) == ["dbmate", "drizzle", "flyway", "golang-migrate", "goose",
+                             "node-pg-migrate", "prisma"]
