@@ -25,7 +25,7 @@ from .report import MEASUREMENTS, summarize
 from .server import BenchServer
 
 # The tools' bookkeeping tables, left out of the schema comparison.
-_TOOL_TABLES = ("schema_migrations", "migration_run_log")
+_TOOL_TABLES = ("schema_migrations", "gated_release_history", "migration_run_log")
 TOOLS = ("psql", "dbmate", "runner", "runner-grouped")
 Progress = Callable[[str], None]
 
@@ -120,7 +120,8 @@ class Harness:
 
     def _verify(self, server: BenchServer, db: str, tool: str, history: int | None) -> None:
         if history is not None:
-            rows = server.count_rows(db, "schema_migrations")
+            table = "schema_migrations" if tool == "dbmate" else "gated_release_history"
+            rows = server.count_rows(db, table)
             if rows != history:
                 raise BenchError("schema-mismatch",
                                  f"{tool} recorded {rows} of {history} migrations")

@@ -12,8 +12,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Location, MigrationError
-from .source import MigrationFile
+from .errors import Location, MigrationError, Problem
+from .formats.base import MigrationFile, TxMode
 
 # PostgreSQL's table lock modes, weakest first.
 LOCK_MODES = (
@@ -79,8 +79,13 @@ class Analysis:
     """The statements the runner executes: a file's own leading BEGIN/trailing COMMIT are
     left out because the runner's transaction replaces them (the file itself is unchanged)."""
     self_wrapped: bool = False
+    """The file holds its own ``BEGIN; ... COMMIT;`` block(s), replaced by the runner's."""
     detected_from: str | None = None
     """``header`` or ``content`` when non-transactional."""
+    tx_mode: TxMode = "transaction"
+    steps: list[list[Statement]] = field(default_factory=list)
+    """What commits on its own in a per-statement run: each statement, a file's own
+    ``BEGIN; ... COMMIT;`` block as one step."""
 
     @property
     def enum_labels_added(self) -> list[tuple[str, str]]:
@@ -203,13 +208,14 @@ def _parse_error(mf: MigrationFile, text: str) -> MigrationError:
         pglast.parse_sql(text)
     except pglast.parser.ParseError as e:
         offset = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else 0
-        return MigrationError(
-            f"syntax error: {e.args[0]}",
+        return Problem(
+            "syntax-error", f"syntax error: {e.args[0]}",
             location=location_of(mf, offset),
             sqlstate="42601",
             hint="fix the SQL; nothing was applied",
         )
-    return MigrationError("the SQL parser failed", location=Location(mf.name))  # pragma: no cover
+    return Problem("syntax-error", "the SQL parser failed",  # pragma: no cover
+                   location=Location(mf.name))
 
 
 def analyze(mf: MigrationFile) -> Analysis:
@@ -218,7 +224,8 @@ def analyze(mf: MigrationFile) -> Analysis:
 
     from pglast import parser  # heavy: imported only when a file has to be parsed
 
-    text = mf.text
+    # The up part only, blanked elsewhere: offsets, lines and columns stay the file's own.
+    text = mf.executable_text
     try:
         # The JSON form is ~10x cheaper than building pglast's typed tree.
         tree = json.loads(parser.parse_sql_json(text))
@@ -275,64 +282,115 @@ def analyze(mf: MigrationFile) -> Analysis:
     return _shape(mf, stmts)
 
 
-def _shape(mf: MigrationFile, stmts: list[Statement]) -> Analysis:
+def _blocks(mf: MigrationFile, stmts: list[Statement]
+            ) -> tuple[list[tuple[int, int]], list[MigrationError]]:
+    """The file's own ``BEGIN; ... COMMIT;`` blocks as (begin index, commit index) pairs.
+
+    Blocks may sit anywhere (a whole-file wrapper, or Prisma's enum change in the middle);
+    they must not nest, and ROLLBACK / an unmatched COMMIT would end the runner's
+    transaction part-way: refused.
+    """
+    pairs: list[tuple[int, int]] = []
     problems: list[MigrationError] = []
-    body = list(stmts)
-    self_wrapped = False
-    tx = [s for s in stmts if s.tx_control in ("BEGIN", "START", "COMMIT", "ROLLBACK")]
-    if tx:
-        if (
-            len(tx) == 2 and stmts[0] is tx[0] and tx[0].tx_control in ("BEGIN", "START")
-            and stmts[-1] is tx[1] and tx[1].tx_control == "COMMIT"
-        ):
-            self_wrapped = True
-            body = stmts[1:-1]
+    open_at: int | None = None
+    for i, st in enumerate(stmts):
+        kw = st.tx_control
+        if kw in ("BEGIN", "START"):
+            if open_at is not None:
+                problems.append(Problem("transaction-control",
+                                        f"{kw} inside the file's own open BEGIN block",
+                                        location=Location(mf.name, st.line, st.column),
+                                        hint="close the first block with COMMIT before the next"))
+            open_at = i
+        elif kw == "COMMIT" and open_at is not None:
+            pairs.append((open_at, i))
+            open_at = None
+        elif kw in ("COMMIT", "ROLLBACK", "PREPARE", "COMMIT_PREPARED", "ROLLBACK_PREPARED"):
+            problems.append(Problem(
+                "transaction-control", f"{kw} here would end the runner's transaction part-way",
+                location=Location(mf.name, st.line, st.column),
+                hint="a file may hold BEGIN; ... COMMIT; blocks (the runner's transaction "
+                     "replaces them); otherwise split it into separate migrations"))
+    if open_at is not None:
+        st = stmts[open_at]
+        problems.append(Problem("transaction-control", "BEGIN without a matching COMMIT",
+                                location=Location(mf.name, st.line, st.column),
+                                hint="add the COMMIT, or remove the BEGIN"))
+    return pairs, problems
+
+
+def _shape(mf: MigrationFile, stmts: list[Statement]) -> Analysis:
+    problems: list[MigrationError] = list(mf.parts.problems)
+    pairs, tx_problems = _blocks(mf, stmts)
+    problems += tx_problems
+    own_tx = {i for pair in pairs for i in pair}
+    body = [st for i, st in enumerate(stmts) if i not in own_tx]
+    self_wrapped = bool(pairs)
+    # In a per-statement run a file's own block stays one step (its statements commit together).
+    steps: list[list[Statement]] = []
+    inside: dict[int, int] = {}
+    for b, c in pairs:
+        for i in range(b + 1, c):
+            inside[i] = b
+    for i, st in enumerate(stmts):
+        if i in own_tx:
+            continue
+        if i in inside and steps and inside.get(i - 1) == inside[i]:
+            steps[-1].append(st)
         else:
-            bad = next(s for s in tx if s not in (stmts[0], stmts[-1])) if len(stmts) > 1 and any(
-                s not in (stmts[0], stmts[-1]) for s in tx) else tx[0]
-            problems.append(MigrationError(
-                f"{bad.tx_control} here would end the runner's transaction part-way",
-                location=Location(mf.name, bad.line, bad.column),
-                hint="a file may wrap itself in one leading BEGIN and one trailing COMMIT; "
-                     "otherwise split it into separate migrations",
-            ))
-    for s in body:
-        if s.client_copy:
-            problems.append(MigrationError(
+            steps.append([st])
+    for st in body:
+        if st.client_copy:
+            problems.append(Problem(
+                "copy-stdin",
                 "COPY FROM STDIN / TO STDOUT needs a client streaming data and cannot run in a "
                 "migration",
-                location=Location(mf.name, s.line, s.column),
+                location=Location(mf.name, st.line, st.column),
                 hint="use INSERT ... SELECT or VALUES, or COPY from a server-side file",
             ))
-    non_tx = [s for s in body if s.non_transactional]
+    non_tx = [st for st in body if st.non_transactional]
     declared = mf.declared_no_transaction
-    transactional = True
+    tx_mode: TxMode = "transaction"
     detected_from = None
     if declared:
-        transactional = False
         detected_from = "header"
-        if len(body) != 1 or self_wrapped:
+        if len(body) == 1 and not self_wrapped:
+            tx_mode = "no-transaction"
+        elif mf.statement_split and body:
+            tx_mode = "per-statement"
+            for b, c in pairs:
+                for st in stmts[b + 1:c]:
+                    if st.non_transactional:
+                        problems.append(Problem(
+                            "non-transactional-mixed",
+                            f"{st.non_transactional} inside the file's own BEGIN block",
+                            location=Location(mf.name, st.line, st.column), sqlstate="25001",
+                            hint="move it out of the BEGIN; ... COMMIT; block"))
+        else:
             where = body[1] if len(body) > 1 else (body[0] if body else None)
-            problems.append(MigrationError(
+            problems.append(Problem(
+                "non-transactional-mixed",
                 f"a no-transaction migration must hold exactly one statement, found {len(body)}",
                 location=Location(mf.name, where.line, where.column) if where else Location(mf.name),
                 hint="put each non-transactional statement in a migration of its own",
             ))
     elif non_tx:
         if len(body) == 1 and not self_wrapped:
-            transactional = False
+            tx_mode = "no-transaction"
             detected_from = "content"
         else:
-            s = non_tx[0]
-            problems.append(MigrationError(
-                f"{s.non_transactional} cannot run inside a transaction block",
-                location=Location(mf.name, s.line, s.column),
+            st = non_tx[0]
+            problems.append(Problem(
+                "non-transactional-mixed",
+                f"{st.non_transactional} cannot run inside a transaction block",
+                location=Location(mf.name, st.line, st.column),
                 sqlstate="25001",
                 hint="move it to a migration of its own (exactly one statement), "
                      "optionally with the header `-- migration: no-transaction`",
             ))
     if not body and not problems:
-        problems.append(MigrationError(
+        problems.append(Problem(
+            "empty-file",
             "the migration is empty (no SQL statement)",
             location=Location(mf.name),
             hint="add SQL or delete the file; a fix is a new migration",
@@ -341,9 +399,21 @@ def _shape(mf: MigrationFile, stmts: list[Statement]) -> Analysis:
         from .errors import CheckError
 
         raise CheckError(problems)
-    return Analysis(mf, stmts, transactional, body, self_wrapped, detected_from)
+    return Analysis(mf, stmts, tx_mode == "transaction", body, self_wrapped, detected_from,
+                    tx_mode, steps if tx_mode == "per-statement" else [[st] for st in body])
 
 
-def uses_label(mf: MigrationFile, label: str) -> bool:
-    """True when the file holds ``label`` as a string literal (conservative: any use)."""
-    return "'" + label.replace("'", "''") + "'" in mf.text
+_ENUM_DDL = ("AlterEnumStmt", "CreateEnumStmt")
+
+
+def label_use(a: Analysis, type_name: str, label: str, after: int = -1) -> Statement | None:
+    """The first statement (starting after offset ``after``) that may use ``label`` of enum
+    ``type_name``: any string literal equal to the label, except inside enum DDL (adding the
+    same label to ANOTHER type, or creating a type that lists it, is no use of this one)."""
+    literal = "'" + label.replace("'", "''") + "'"
+    for st in a.body:
+        if st.start <= after or st.kind in _ENUM_DDL:
+            continue
+        if literal in st.sql:
+            return st
+    return None

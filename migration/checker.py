@@ -7,28 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from .analysis import Analysis, analyze
-from .errors import CheckError, Location, MigrationError
-from .source import MigrationFile
-
-if TYPE_CHECKING:
-    from .tables import Tables
-
-
-@dataclass(frozen=True)
-class Applied:
-    name: str
-    version: str
-    checksum: str
-    duration_ms: int = 0
-    release_sha: str | None = None
-    transactional: bool = True
-
-    @property
-    def order_key(self) -> tuple[int, str]:
-        return (int(self.version) if self.version.isdigit() else 0, self.name)
+from .analysis import Analysis, analyze, label_use
+from .errors import CheckError, Location, MigrationError, Problem
+from .formats.base import MigrationFile
+from .history import Applied
 
 
 @dataclass
@@ -64,27 +47,31 @@ def check(
     for f in files:
         key = f.name.casefold()
         if key in seen:
-            problems.append(MigrationError(
+            problems.append(Problem(
+                "duplicate-identity",
                 f"two migrations differ only by letter case: {seen[key]!r} and {f.name!r}",
                 location=Location(f.name),
                 hint="rename one; identities must be unique on every file system",
             ))
         seen[key] = f.name
 
-    by_name = {f.name: f for f in files}
     missing, edited = applied_drift(files, applied)
     warnings += [f"{name} is applied but its file is missing from the directory"
                  for name in missing]
     problems += edited.values()
 
-    pending = [f for f in files if f.name not in applied]
+    pending = [f for f in files if f.name not in applied
+               or (f.repeatable and _changed(f, applied[f.name]))]
     if check_order and applied and pending:
-        newest = max((r for r in applied.values() if r.name in by_name),
-                     key=lambda r: r.order_key, default=None)
-        if newest is not None:
+        # The tool's order is the files' order (Prisma's is by directory name, not by number).
+        position = {f.name: i for i, f in enumerate(files)}
+        done = [position[n] for n in applied if n in position and not files[position[n]].repeatable]
+        if done:
+            newest = files[max(done)]
             for f in pending:
-                if f.order_key < newest.order_key:
-                    problems.append(MigrationError(
+                if not f.repeatable and position[f.name] < max(done):
+                    problems.append(Problem(
+                        "out-of-order",
                         f"pending migration is older than the newest applied one, "
                         f"{newest.name!r}",
                         location=Location(f.name),
@@ -95,6 +82,7 @@ def check(
     analyses: dict[str, Analysis] = {}
     for f in files if parse_applied else pending:
         try:
+            problems.extend(_foreign_markers(f))
             a = analyze(f)
         except CheckError as e:
             problems.extend(e.problems)
@@ -105,15 +93,6 @@ def check(
         analyses[f.name] = a
         problems.extend(_same_file_enum_use(a))
     return CheckResult(files, pending, analyses, problems, warnings)
-
-
-def read_applied(conn: Any, tables: Tables) -> dict[str, Applied]:
-    """The history table's rows by name ({} when the table does not exist yet)."""
-    from .tables import exists
-
-    if not exists(conn, tables.schema, tables.history):
-        return {}
-    return {r[0]: Applied(*r) for r in conn.execute(tables.select_applied()).fetchall()}
 
 
 def applied_drift(files: list[MigrationFile], applied: Mapping[str, Applied]
@@ -130,14 +109,16 @@ def applied_drift(files: list[MigrationFile], applied: Mapping[str, Applied]
         if mf is None:
             missing.append(name)
             continue
+        if mf.repeatable:
+            continue  # a changed repeatable is pending again, not an edit
         try:
             current = mf.checksum
         except MigrationError as e:
             edited[name] = e
             continue
         if current != row.checksum:
-            edited[name] = MigrationError(
-                f"edited after it was applied (applied checksum {row.checksum[:12]}, "
+            edited[name] = Problem(
+                "edited-after-apply", f"edited after it was applied (applied checksum {row.checksum[:12]}, "
                 f"file now {current[:12]})",
                 location=Location(name),
                 hint="restore the applied text; a fix is a new migration (forward-first)",
@@ -145,23 +126,56 @@ def applied_drift(files: list[MigrationFile], applied: Mapping[str, Applied]
     return missing, edited
 
 
+def _changed(f: MigrationFile, row: Applied) -> bool:
+    try:
+        return f.checksum != row.checksum
+    except MigrationError:
+        return True
+
+
+def _foreign_markers(f: MigrationFile) -> list[MigrationError]:
+    """Another tool's directives in a file read as this format: running it whole could run
+    the part that tool keeps for `down`."""
+    foreign = [m for m in f.markers if m.tool != f.format]
+    if not foreign:
+        return []
+    down = next((m for m in foreign if "down" in m.text.lower()), None)
+    m = down or foreign[0]
+    how = f"read as {f.format}" + (" (detected)" if f.format == "plain" else "")
+    return [Problem(
+        "down-part-present" if down else "mixed-formats",
+        f"carries {m.tool}'s marker {m.text!r} but is {how}: it would run whole"
+        + (", its down part included" if down else ""),
+        location=Location(f.name, m.line),
+        hint=f"if the directory is {m.tool}'s, pass --format {m.tool} (MIGRATION_FORMAT); "
+             "otherwise remove the marker and the down part",
+    )]
+
+
 def _same_file_enum_use(a: Analysis) -> list[MigrationError]:
+    """A label added to an enum type and used later in the same transaction (55P04).
+
+    Tracked per (type, label): adding one label to two types is fine. A per-statement run
+    commits each statement, so its later statements may use the label.
+    """
     if not a.transactional:
         return []
-    found = []
+    found: list[MigrationError] = []
     for s in a.statements:
         if s.enum_added is None:
             continue
-        label = s.enum_added[1]
-        literal = "'" + label.replace("'", "''") + "'"
-        pos = a.file.text.find(literal, s.end)
-        if pos != -1:
+        type_name, label = s.enum_added
+        use = label_use(a, type_name, label, after=s.start)
+        if use is not None:
             from .analysis import location_of
 
-            found.append(MigrationError(
-                f"enum label {label!r} is added and used in one transaction "
+            literal = "'" + label.replace("'", "''") + "'"
+            where = location_of(a.file, use.start + use.sql.find(literal))
+            found.append(Problem(
+                "enum-added-and-used",
+                f"enum label {label!r} is added to {type_name} and used in one transaction "
                 "(PostgreSQL refuses: unsafe use of new value)",
-                location=location_of(a.file, pos),
+                location=where,
                 sqlstate="55P04",
                 hint="move the ALTER TYPE ... ADD VALUE into an earlier migration of its own",
             ))

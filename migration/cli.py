@@ -46,6 +46,9 @@ def _env(key: str) -> str:
 def _add_common(p: argparse.ArgumentParser, *, database: bool = True) -> None:
     g = p.add_argument_group("common")
     g.add_argument("--dir", help=f"migrations directory ({_env('dir')})")
+    g.add_argument("--format", help="layout of the directory: auto (detected from layout and "
+                   "markers), plain, prisma, drizzle, dbmate, node-pg-migrate, goose, "
+                   f"golang-migrate, flyway ({_env('format')})")
     if database:
         g.add_argument("--database-url", help="PostgreSQL URL (env DATABASE_URL; unset: the "
                        "embedded default). The password is never printed")
@@ -105,6 +108,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release-sha", help=f"release id recorded everywhere ({_env('release_sha')})")
     p.add_argument("--stack", help="stack name recorded in the artifact (env MIGRATION_STACK)")
     p.add_argument("--artifact-dir", help=f"artifact root ({_env('artifact_dir')}); '' disables")
+    p.add_argument("--no-tool-history", dest="tool_history", action="store_const", const=False,
+                   help="with another tool's format, do NOT keep the tool's own history table "
+                        "current (by default its row is written in the same transaction as "
+                        "the runner's, so you can go back to the tool; env "
+                        "MIGRATION_TOOL_HISTORY=0)")
+    p.add_argument("--tool-history", dest="tool_history", action="store_const", const=True,
+                   help=argparse.SUPPRESS)
+    p.add_argument("--allow-unrecorded-objects", dest="allow_unrecorded_objects",
+                   action="store_const", const=True,
+                   help="apply migrations to a database gated-release has recorded nothing in "
+                        "although it holds objects (they are not from these migrations); "
+                        f"without it `up` refuses (adoption-required) "
+                        f"({_env('allow_unrecorded_objects')})")
+
+    p = sub.add_parser(
+        "adopt", help="record what another tool applied (dbmate, Prisma, Drizzle, ...)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Take over a database another tool migrated: read the tool's own history\n"
+        "table and record, under the runner lock and in ONE transaction, every migration it\n"
+        "marks applied in gated-release's history (nothing is executed). Refuses, naming the\n"
+        "row and the file (exit 3): a dirty golang-migrate row, a failed Prisma or Flyway row,\n"
+        "an applied row whose file is missing, a checksum that differs (Prisma, Flyway), and\n"
+        "an unapplied migration older than an applied one (unless --allow-gaps).",
+        epilog="examples:\n  python -m migration adopt --from dbmate --dir db/migrations "
+        "--dry-run\n  python -m migration adopt --from auto --json\n\ntools: node-pg-migrate, "
+        "drizzle, prisma, dbmate, golang-migrate, goose, flyway (auto: from the directory's "
+        "format, else the one history table found)")
+    _add_common(p)
+    p.add_argument("--from", dest="adopt_from", metavar="TOOL",
+                   help=f"the tool whose history to adopt, or auto ({_env('adopt_from')})")
+    p.add_argument("--dry-run", dest="dry_run", action="store_const", const=True,
+                   help=f"print exactly what would be recorded; change nothing "
+                        f"({_env('dry_run')})")
+    p.add_argument("--allow-gaps", dest="allow_gaps", action="store_const", const=True,
+                   help="record what the tool applied even when it skipped an older file; "
+                        f"the skipped files stay pending ({_env('allow_gaps')})")
+    p.add_argument("--release-sha", help=f"release id recorded in the rows "
+                   f"({_env('release_sha')})")
+    p.add_argument("--timeout", help=f"seconds to wait for the runner lock ({_env('timeout')})")
+
+    p = sub.add_parser(
+        "baseline", help="record files up to a version as applied (a hand-built database)",
+        description="For a database built by hand (or restored from a dump): record every "
+        "migration up to and including --through as applied, marked `baseline`, without "
+        "executing it, under the runner lock and in one transaction. When the directory is "
+        "in another tool's format, the tool's own history table gets the same rows (unless "
+        "--no-tool-history).")
+    _add_common(p)
+    p.add_argument("--through", metavar="VERSION",
+                   help="the last migration the database already has: its version, its "
+                        f"tool's key or its file name ({_env('through')})")
+    p.add_argument("--dry-run", dest="dry_run", action="store_const", const=True,
+                   help=f"print exactly what would be recorded; change nothing "
+                        f"({_env('dry_run')})")
+    p.add_argument("--no-tool-history", dest="tool_history", action="store_const",
+                   const=False, help="do not write the tool's own history table "
+                   "(env MIGRATION_TOOL_HISTORY=0)")
+    p.add_argument("--release-sha", help=f"release id recorded in the rows "
+                   f"({_env('release_sha')})")
+    p.add_argument("--timeout", help=f"seconds to wait for the runner lock ({_env('timeout')})")
 
     p = sub.add_parser("new", help="create a new migration file",
                        description="Create <dir>/<UTC YYYYMMDDHHMMSS>_<name>.sql.")
@@ -124,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         ops = None  # type: ignore[assignment]
     if ops is not None:
         ops.register(sub, _add_common)
+    from . import resolution
+
+    resolution.register(sub, _add_common)
     return parser
 
 
@@ -143,39 +209,74 @@ def _print_error(e: MigrationError, as_json: bool) -> None:
 
 def cmd_check(s: Settings, args: argparse.Namespace) -> int:
     from .checker import check
+    from .formats import warnings_of
     from .source import discover
 
-    files = discover(s.dir)
+    files = discover(s.dir, s.format)
     applied = None
+    stuck: list[MigrationError] = []
     if s.database_url:
-        applied = _read_applied(s)
+        applied, stuck = _read_state(s, files)
     result = check(files, applied, check_order=s.check_order, parse_applied=True)
+    result.problems[:0] = stuck
+    result.warnings[:0] = warnings_of(s.dir, files)
     if s.json:
         print(json.dumps({
             "ok": not result.problems, "files": len(files),
+            "format": files[0].format if files else None,
             "pending": [f.name for f in result.pending],
             "nonTransactional": [n for n, a in result.analyses.items() if not a.transactional],
+            "perStatement": [n for n, a in result.analyses.items()
+                             if a.tx_mode == "per-statement"],
+            "ignored": {f.name: [{"label": sp.label, "startLine": sp.start_line,
+                                  "endLine": sp.end_line} for sp in f.ignored]
+                        for f in files if f.name in result.analyses and f.ignored},
             "problems": [p.as_dict() for p in result.problems],
             "warnings": result.warnings}, indent=2))
     else:
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
         for p in result.problems:
-            print(f"error: {p}", file=sys.stderr)
+            print(f"error: [{p.code}] {p}", file=sys.stderr)
         if not result.problems:
-            print(f"ok: {len(files)} migration(s), {len(result.pending)} pending")
+            fmt = f" ({files[0].format})" if files else ""
+            print(f"ok: {len(files)} migration(s){fmt}, {len(result.pending)} pending")
     return errors.EXIT_CHECK_FAILED if result.problems else errors.EXIT_OK
 
 
-def _read_applied(s: Settings) -> dict[str, Any]:
-    from .checker import read_applied
+def _read_state(s: Settings, files: list[Any]) -> tuple[dict[str, Any], list[MigrationError]]:
+    """The history, and the refusal of per-statement migrations stopped part-way."""
     from .connection import connect, embedded_url
+    from .history import read_state
+    from .redact import Redactor, password_of
+    from .runner import partially_applied
+    from .tables import Tables
+
+    url = s.database_url or embedded_url(s.embedded_dir)
+    with connect(url, Redactor(password_of(url)), autocommit=True, purpose="check") as conn:
+        from .adoption import resolve_tables
+
+        applied, progress = read_state(conn, resolve_tables(
+            conn, Tables(s.schema, s.history_table, s.run_log_table)))
+    by_name = {f.name: f for f in files}
+    stuck = [p for p in progress if p.name not in applied and p.resume_from is None
+             and (p.reached or p.in_flight)]
+    return applied, partially_applied(stuck, by_name).problems if stuck else []
+
+
+def _read_applied(s: Settings) -> dict[str, Any]:
+    from .connection import connect, embedded_url
+    from .history import read_applied
     from .redact import Redactor, password_of
     from .tables import Tables
 
     url = s.database_url or embedded_url(s.embedded_dir)
     with connect(url, Redactor(password_of(url)), autocommit=True, purpose="check") as conn:
-        return read_applied(conn, Tables(s.schema, s.history_table, s.run_log_table))
+        from .adoption import resolve_tables
+
+        # A history kept under the old default name (schema_migrations) is still ours.
+        return read_applied(conn, resolve_tables(conn, Tables(s.schema, s.history_table,
+                                                              s.run_log_table)))
 
 
 def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
@@ -183,20 +284,25 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
     from .groups import plan_groups
     from .source import discover
 
-    files = discover(s.dir)
-    applied = _read_applied(s)
+    files = discover(s.dir, s.format)
+    applied, stuck = _read_state(s, files)
     result = check(files, applied, check_order=s.check_order)
+    result.problems[:0] = stuck
     result.raise_for_problems()
     pending = [result.analyses[f.name] for f in result.pending]
     groups, boundaries = plan_groups(pending, s.single_transaction)
     out: list[dict[str, Any]] = []
     for a in pending:
+        body = {id(st) for st in a.body}
         out.append({
-            "file": a.file.name, "transactional": a.transactional,
+            "file": a.file.name, "format": a.file.format, "transactional": a.transactional,
+            "txMode": a.tx_mode,
             "selfWrapped": a.self_wrapped, "nonTransactionalFrom": a.detected_from,
+            "ignored": [{"label": sp.label, "startLine": sp.start_line, "endLine": sp.end_line}
+                        for sp in a.file.ignored],
             "statements": [{"line": st.line, "kind": st.kind, "lock": st.lock,
                             "target": st.target, "nonTransactional": st.non_transactional,
-                            "replacedByRunner": a.self_wrapped and st.tx_control is not None,
+                            "replacedByRunner": id(st) not in body,
                             "sql": st.sql[:500]} for st in a.statements]})
     if s.json:
         print(json.dumps({"pending": out, "groups": [[a.file.name for a in g.migrations]
@@ -207,8 +313,13 @@ def cmd_plan(s: Settings, args: argparse.Namespace) -> int:
         print(f"nothing pending ({len(files)} migration(s) applied)")
         return 0
     for m in out:
-        tx = "in a transaction" if m["transactional"] else "OUTSIDE a transaction"
+        tx = {"transaction": "in a transaction", "no-transaction": "OUTSIDE a transaction",
+              "per-statement": "STATEMENT BY STATEMENT, each committed, progress recorded"
+              }[str(m["txMode"])]
         print(f"{m['file']}  ({tx})")
+        for sp in m["ignored"]:
+            print(f"    lines {sp['startLine']}-{sp['endLine']}  ignored: the {sp['label']} "
+                  "part (never run)")
         for st in m["statements"]:
             first = " ".join(str(st["sql"]).split())[:70]
             if st["replacedByRunner"]:
@@ -302,8 +413,33 @@ def cmd_embedded(s: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(s: Settings, out: Any) -> None:
+    if s.json:
+        print(json.dumps(out.as_json(), indent=2))
+        return
+    for line in out.lines():
+        print(line)
+
+
+def cmd_adopt(s: Settings, args: argparse.Namespace) -> int:
+    from .adoption import adopt
+
+    _print_outcome(s, adopt(s, s.adopt_from, dry_run=s.dry_run, allow_gaps=s.allow_gaps))
+    return errors.EXIT_OK
+
+
+def cmd_baseline(s: Settings, args: argparse.Namespace) -> int:
+    from .adoption import baseline
+
+    if not s.through:
+        raise ConfigError("baseline needs --through VERSION (env MIGRATION_BASELINE_THROUGH)",
+                          hint="the version of the last migration the database already has")
+    _print_outcome(s, baseline(s, s.through, dry_run=s.dry_run))
+    return errors.EXIT_OK
+
+
 COMMANDS = {"check": cmd_check, "plan": cmd_plan, "up": cmd_up, "new": cmd_new,
-            "embedded": cmd_embedded}
+            "embedded": cmd_embedded, "adopt": cmd_adopt, "baseline": cmd_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

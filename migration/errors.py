@@ -5,6 +5,8 @@ The tree (every class carries ``.code``, the artifact's ``reasonCode``, and ``.e
     MigrationError
     ├── ConfigError                 usage/config: bad flag, bad URL, missing directory   exit 2
     ├── CheckError                  files or history invalid; nothing applied             exit 3
+    │   └── PartiallyAppliedError   a per-statement migration stopped part-way: resolve   exit 3
+    ├── Problem                     one check problem; ``code`` names it (PROBLEM_CODES)  exit 3
     ├── ConnectError                database unreachable                                  exit 7
     │   └── PoolerError             transaction-pooling proxy: session locks would lie    exit 7
     ├── RunnerLockError             runner lock not acquired within the deadline          exit 4
@@ -114,6 +116,37 @@ class CheckError(MigrationError):
             hint=first.hint,
         )
         self.problems = problems
+
+
+PROBLEM_CODES = frozenset({
+    "name-invalid", "not-utf8", "empty-file", "syntax-error", "duplicate-identity",
+    "edited-after-apply", "out-of-order", "down-part-present", "mixed-formats",
+    "non-transactional-mixed", "enum-added-and-used", "copy-stdin", "go-migration",
+    "transaction-control", "unsupported-directive", "journal-invalid", "partially-applied",
+    "adoption-required", "applied-file-missing", "non-sql-migration",
+    # adoption (9B): what another tool's history can hold that adoption refuses
+    "dirty-history", "failed-migration", "checksum-mismatch", "unsupported-history-row",
+})
+"""The stable codes of check problems (``check --json``, the artifact's ``failing.code``)."""
+
+
+class Problem(MigrationError):
+    """One thing `check` found wrong; its ``code`` (one of PROBLEM_CODES) says which."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+    def __init__(self, code: str, message: str, *, location: Location | None = None,
+                 sqlstate: str | None = None, hint: str | None = None) -> None:
+        if code not in PROBLEM_CODES:
+            raise ValueError(f"unknown problem code {code!r}")
+        super().__init__(message, location=location, sqlstate=sqlstate, hint=hint)
+        self.code = code
+
+
+class PartiallyAppliedError(CheckError):
+    """A migration run statement by statement stopped part-way; `resolve` decides."""
+
+    code = "partially-applied"
 
 
 class ConnectError(MigrationError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .analysis import Analysis, uses_label
+from .analysis import Analysis, label_use
 from .contract import BOUNDARY_ENUM_VALUE_USED_LATER, BOUNDARY_NON_TRANSACTIONAL
 
 
@@ -41,11 +41,13 @@ def plan_groups(pending: list[Analysis], single_transaction: bool
     for a in pending:
         if not a.transactional:
             flush()
+            how = ("statement by statement" if a.tx_mode == "per-statement"
+                   else "outside a transaction")
             boundaries.append({"before": a.file.name, "reason": BOUNDARY_NON_TRANSACTIONAL,
-                               "detail": f"{a.file.name} runs outside a transaction"})
+                               "detail": f"{a.file.name} runs {how}"})
             groups.append(Group([a], False))
             continue
-        used = [(lb, t, by) for lb, t, by in labels if uses_label(a.file, lb)]
+        used = [(lb, t, by) for lb, t, by in labels if label_use(a, t, lb) is not None]
         if used and current:
             lb, t, by = used[0]
             flush()

@@ -6,11 +6,18 @@ an INVALID index left by an earlier failed build is dropped before the rebuild; 
 is verified valid; once the statement has committed nothing retries it, and the history row is
 written durably with short retries of its own; if that still fails the error says the
 migration was APPLIED but NOT recorded and gives the exact INSERT to record it.
+
+The runner holds a :class:`NonTransactional` built from a :class:`Driver`: its collaborators
+(connection, blocker watch, batch sender, timeouts, history rows) passed explicitly, so this
+path depends on no runner internals. ``migration/stepwise.py`` reuses it for the
+non-transactional statements of a per-statement migration.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -26,48 +33,47 @@ if TYPE_CHECKING:
     from .redact import Redactor
 
 
-class NonTransactional:
-    """The runner's non-transactional path (a mixin of :class:`migration.runner.Run`)."""
+@dataclass(frozen=True)
+class Driver:
+    """What the paths outside a transaction need from the runner, passed explicitly."""
 
-    conn: psycopg.Connection[Any] | None
-    watch: BlockerWatch | None
+    conn: psycopg.Connection[Any]
+    watch: BlockerWatch
     redact: Redactor
     deadline: float
+    echo: Callable[[str], None]
+    run: Callable[[Analysis, list[Piece]], None]
+    """Send pieces as one message; a failure comes back classified (diagnosis)."""
+    timeouts: Callable[[bool], list[Piece]]
+    """The SET of lock/statement timeouts (``True``: transaction-local)."""
+    history: Callable[..., list[Piece]]
+    """The history row of a file (and the ``extra_history`` statements)."""
+    rollback: Callable[[], None]
+    sql_error: Callable[[Analysis, batch.BatchFailure], Exception]
 
-    # Provided by the runner (which overrides these).
-    def echo(self, line: str) -> None:
-        raise NotImplementedError
 
-    def _batch(self, a: Analysis, pieces: list[Piece]) -> None:
-        raise NotImplementedError
+class NonTransactional:
+    """A dedicated non-transactional migration: its one statement, then its history row."""
 
-    def _timeout_pieces(self, local: bool) -> list[Piece]:
-        raise NotImplementedError
+    def __init__(self, driver: Driver) -> None:
+        self.d = driver
 
-    def _history_piece(self, a: Analysis, duration_ms: int | None = None, *,
-                       on_conflict_nothing: bool = False) -> Piece:
-        raise NotImplementedError
-
-    def _rollback(self) -> None:
-        raise NotImplementedError
-
-    def _sql_error(self, a: Analysis, f: batch.BatchFailure) -> Exception:
-        raise NotImplementedError
+    def apply(self, a: Analysis) -> dict[str, Any]:
+        return self._apply_non_tx(a)
 
     def _apply_non_tx(self, a: Analysis) -> dict[str, Any]:
-        assert self.conn is not None and self.watch is not None
         stmt = a.body[0]
-        self._batch(a, self._timeout_pieces(local=False))
+        self.d.run(a, self.d.timeouts(False))
         if stmt.index_name:
             self._drop_invalid_index(a, stmt.index_name)
         t0 = time.monotonic()
-        self.watch.arm()
+        self.d.watch.arm()
         try:
             # Alone in its message: PostgreSQL treats a multi-statement message as a
             # transaction block, where CONCURRENTLY is refused.
-            self._batch(a, [Piece(stmt.sql, stmt)])
+            self.d.run(a, [Piece(stmt.sql, stmt)])
         finally:
-            self.watch.disarm()
+            self.d.watch.disarm()
         ms = int((time.monotonic() - t0) * 1000)
         # The statement has committed. Nothing from here on may retry it: errors are
         # reported as "applied but not recorded", never as retryable.
@@ -88,7 +94,7 @@ class NonTransactional:
                 location=location_of(a.file, stmt.start),
                 hint=f"DROP INDEX CONCURRENTLY {stmt.index_name}; then rerun",
             )
-        self.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
+        self.d.echo(f"  applied {a.file.name} ({ms} ms, outside a transaction: "
                   f"{stmt.non_transactional or 'declared'})")
         return {"file": a.file.name, "durationMs": ms, "transactional": False}
 
@@ -98,26 +104,24 @@ class NonTransactional:
         Its own short timeouts, not the run's deadline: giving up here would leave an applied
         migration unrecorded, which the next run would apply again.
         """
-        assert self.conn is not None
         pieces = [Piece("BEGIN"), Piece("SET LOCAL synchronous_commit = on"),
                   Piece("SET LOCAL lock_timeout = '5s'"),
                   Piece("SET LOCAL statement_timeout = '30s'"),
-                  self._history_piece(a, ms, on_conflict_nothing=True), Piece("COMMIT"),
+                  *self.d.history(a, ms, on_conflict_nothing=True), Piece("COMMIT"),
                   Piece("RESET lock_timeout"), Piece("RESET statement_timeout")]
         for attempt in range(3):
             try:
-                batch.run(self.conn, pieces)
+                batch.run(self.d.conn, pieces)
                 return
             except batch.BatchFailure as f:
-                self._rollback()
+                self.d.rollback()
                 if f.lost_connection or f.sqlstate not in RETRYABLE or attempt == 2:
-                    raise ExecutionError(self.redact(f.message), location=Location(a.file.name),
+                    raise ExecutionError(self.d.redact(f.message), location=Location(a.file.name),
                                          sqlstate=f.sqlstate) from None
                 time.sleep(0.2 * (attempt + 1))
 
     def _unrecorded(self, a: Analysis, e: MigrationError) -> ExecutionError:
-        assert self.conn is not None
-        row = self._history_piece(a, 0, on_conflict_nothing=True).sql
+        row = "; ".join(p.sql for p in self.d.history(a, 0, on_conflict_nothing=True))
         return ExecutionError(
             f"{a.file.name} was APPLIED but is NOT recorded in the history: {e.message}",
             location=Location(a.file.name), sqlstate=e.sqlstate,
@@ -128,28 +132,25 @@ class NonTransactional:
 
         schema, _, ident = name.rpartition(".")
         target = sql.Identifier(schema, ident) if schema else sql.Identifier(ident)
-        assert self.conn is not None
         query = sql.SQL("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = "
-                        "to_regclass({})").format(sql.Literal(target.as_string(self.conn)))
-        rows = self._query(a, query.as_string(self.conn))
+                        "to_regclass({})").format(sql.Literal(target.as_string(self.d.conn)))
+        rows = self._query(a, query.as_string(self.d.conn))
         return None if not rows else rows[0][0] == "t"
 
     def _drop_invalid_index(self, a: Analysis, name: str) -> None:
         # A killed or failed concurrent build leaves an INVALID index behind; IF NOT EXISTS
         # would skip it silently and leave the table without a usable index.
         if self._index_valid(a, name) is False:
-            assert self.conn is not None
             from psycopg import sql
 
-            self.echo(f"  dropping INVALID index {name} left by an earlier failed build")
+            self.d.echo(f"  dropping INVALID index {name} left by an earlier failed build")
             self._query(a, sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                sql.Identifier(*name.split("."))).as_string(self.conn))
+                sql.Identifier(*name.split("."))).as_string(self.d.conn))
 
     def _query(self, a: Analysis, text: str) -> list[tuple[Any, ...]]:
         """One statement of the runner's own, classified and bounded like a migration's."""
-        assert self.conn is not None
         try:
-            return batch.run(self.conn, [Piece(text)], deadline=self.deadline)[0]
+            return batch.run(self.d.conn, [Piece(text)], deadline=self.d.deadline)[0]
         except batch.BatchFailure as f:
-            raise self._sql_error(a, f) from None
+            raise self.d.sql_error(a, f) from None
 

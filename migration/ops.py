@@ -306,7 +306,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = _opt(args, "host") or "127.0.0.1"
     port = parse_int(_opt(args, "port") or "8080", name=f"--port / {OPS_ENV['port'][0]}",
                      lo=0, hi=65535)
-    discover(settings.dir)  # a wrong --dir is a startup error, not a 503 on every request
+    discover(settings.dir, settings.format)  # a wrong --dir is a startup error, not a 503 on every request
     token = os.environ.get(SERVE_TOKEN_ENV) or None
     if token is None:
         print(f"warning: {SERVE_TOKEN_ENV} is not set: /api/ops/migrations and /ops/migrations "

@@ -35,11 +35,11 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
-from . import artifact, batch, diagnosis, lock
+from . import artifact, batch, diagnosis, history, lock
 from .analysis import Analysis
 from .batch import Piece
 from .blockers import BlockerWatch, snapshot
-from .checker import Applied, check, read_applied
+from .checker import check
 from .connection import connect, embedded_url, host_name, verify_session_pinned
 from .diagnosis import Retryable
 from .errors import (
@@ -50,21 +50,35 @@ from .errors import (
     Location,
     LockTimeoutError,
     MigrationError,
+    PartiallyAppliedError,
+    Problem,
 )
+from .formats import discover, warnings_of
 from .groups import Group, plan_groups
-from .nontx import NonTransactional
+from .history import Applied, ExtraHistory
+from .nontx import Driver, NonTransactional
 from .redact import Redactor, password_of
 from .runlog import RunLog, ensure_tables
 from .settings import Settings
-from .source import discover
+from .stepwise import PerStatement
 from .tables import Tables
 
 Echo = Callable[[str], None]
 
 
-class Run(NonTransactional):
-    def __init__(self, settings: Settings, echo: Echo) -> None:
+class Run:
+    def __init__(self, settings: Settings, echo: Echo, *,
+                 extra_history: ExtraHistory | None = None) -> None:
+        """``extra_history(file)`` returns statements (e.g. the row of the tool's own history
+        table, see ``migration/toolhistory/``) that the runner sends in the SAME transaction
+        as the file's own history row: in the migration's transaction for a transactional
+        file, in the recording transaction right after a non-transactional or per-statement
+        one."""
         self.s = settings
+        self.extra_history = extra_history
+        self.resume: dict[str, int] = {}
+        """Files `resolve --continue-from N` set to resume at statement N."""
+        self._paths: tuple[NonTransactional, PerStatement] | None = None
         self.redact = Redactor(password_of(settings.database_url))
         self._echo = echo
         self.tables = Tables(settings.schema, settings.history_table, settings.run_log_table)
@@ -78,6 +92,7 @@ class Run(NonTransactional):
         self.last_error: MigrationError | None = None
         self._sent_clamped = False
         self._async_commits = False
+        self.files: list[Any] | None = None
 
     # -- output -----------------------------------------------------------------------
     def echo(self, line: str) -> None:
@@ -141,14 +156,17 @@ class Run(NonTransactional):
                 except MigrationError as e:
                     self.echo(f"warning: SKIPPED not recorded in the run log: {e}")
             return
-        files = discover(s.dir)
+        files = discover(s.dir, s.format)
+        for w in warnings_of(s.dir, files):
+            self.echo("warning: " + w)
+        self.files = files
         # Pending files are parsed after the history is read (below), still before anything
         # is applied; a no-op run then never loads the SQL parser.
         self._open()
         assert self.conn is not None and self.runlog is not None
         lock_wait = 0
         if s.lock:
-            key = lock.lock_key(s.schema, s.history_table)
+            key = lock.lock_key(self.tables.schema, self.tables.history)
             waited_from = time.monotonic()
             try:
                 lock_wait = lock.acquire(self.conn, key, self.deadline)
@@ -215,6 +233,13 @@ class Run(NonTransactional):
             self.conn.execute("SET client_connection_check_interval = '1s'")
         except psycopg.Error:
             pass
+        if self.files is not None:
+            # Before anything is created or written: the history's name (a legacy default
+            # keeps working) and the refusal of a database another tool or a person migrated.
+            from .adoption import guard
+
+            self.tables = guard(self.monitor, self.tables, self.files, s, self.echo,
+                                keeper=self.extra_history)
         ensure_tables(self.monitor, self.tables, run_log=s.telemetry)
         self.runlog = RunLog(self.monitor, self.tables, self.redact, release_sha=s.release_sha,
                              host=host_name(), runner=s.runner, enabled=s.telemetry)
@@ -247,8 +272,37 @@ class Run(NonTransactional):
                     pass
 
     def _read_history(self) -> dict[str, Applied]:
+        """The applied migrations; refuses a per-statement migration stopped part-way."""
         assert self.conn is not None
-        return read_applied(self.conn, self.tables)
+        applied, progress = history.read_state(self.conn, self.tables)
+        self.resume = {}
+        by_name = {f.name: f for f in self.files or []}
+        stuck = []
+        for p in progress:
+            if p.name in applied:
+                continue
+            if p.resume_from is not None and p.name in by_name and \
+                    by_name[p.name].checksum == p.checksum:
+                self.resume[p.name] = p.resume_from
+            elif p.reached == 0 and not p.in_flight:
+                continue  # claimed, nothing committed: running it from the start is safe
+            else:
+                stuck.append(p)
+        if stuck:
+            raise partially_applied(stuck, by_name)
+        return applied
+
+    def _outside(self) -> tuple[NonTransactional, PerStatement]:
+        """The paths outside a transaction, composed from the runner's collaborators."""
+        if self._paths is None:
+            assert self.conn is not None and self.watch is not None
+            d = Driver(self.conn, self.watch, self.redact, self.deadline, self.echo, self._batch,
+                       lambda local: self._timeout_pieces(local), self._history_pieces,
+                       self._rollback, self._sql_error)
+            nontx = NonTransactional(d)
+            self._paths = (nontx, PerStatement(
+                d, nontx, self.tables, str(self.runlog.run_id) if self.runlog else None))
+        return self._paths
 
     # -- applying -------------------------------------------------------------------
     def _timeouts(self) -> tuple[int, int, bool]:
@@ -311,25 +365,33 @@ class Run(NonTransactional):
         return [Piece(f"SELECT set_config('lock_timeout', '{lk}ms', {scope}),"
                       f" set_config('statement_timeout', '{st}ms', {scope})")]
 
-    def _history_piece(self, a: Analysis, duration_ms: int | None = None, *,
-                       on_conflict_nothing: bool = False) -> Piece:
-        """The history row; its duration measured by the server from ``gated_release.t0``
+    def _history_pieces(self, a: Analysis, duration_ms: int | None = None, *,
+                        on_conflict_nothing: bool = False) -> list[Piece]:
+        """The history row, then the ``extra_history`` statements; its duration measured by the server from ``gated_release.t0``
         (set at the start of the migration's message) unless given."""
         from psycopg import sql
 
         assert self.conn is not None
-        values = (a.file.name, a.file.version, a.file.checksum, self.s.release_sha,
-                  a.transactional, str(self.runlog.run_id) if self.runlog else None)
         duration: sql.Composable = sql.SQL(
             "(extract(epoch FROM clock_timestamp() - current_setting('gated_release.t0')"
             "::timestamptz) * 1000)::integer") if duration_ms is None else sql.Literal(duration_ms)
-        return Piece(self.tables.insert_applied_literal(
-            values, duration, on_conflict_nothing=on_conflict_nothing).as_string(self.conn))
+        row = history.insert_row(
+            self.tables, a.file, duration_ms=duration, release_sha=self.s.release_sha,
+            transactional=a.transactional,
+            run_id=str(self.runlog.run_id) if self.runlog else None,
+            on_conflict_nothing=on_conflict_nothing)
+        extra = self.extra_history(a.file) if self.extra_history else []
+        # One piece per statement: batch maps the i-th result to the i-th piece.
+        return [Piece(q.as_string(self.conn)) for q in (row, *extra)]
 
     def _attempt(self, g: Group) -> list[dict[str, Any]]:
         assert self.conn is not None and self.watch is not None
         if not g.transactional:
-            return [self._apply_non_tx(g.migrations[0])]
+            a = g.migrations[0]
+            nontx, stepwise = self._outside()
+            if a.tx_mode == "per-statement":
+                return [stepwise.apply(a, self.resume.get(a.file.name))]
+            return [nontx.apply(a)]
         done: list[dict[str, Any]] = []
         single = len(g.migrations) == 1
         self.watch.arm()
@@ -342,7 +404,7 @@ class Run(NonTransactional):
                 pieces.append(Piece("SELECT set_config('gated_release.t0',"
                                     " clock_timestamp()::text, true)"))
                 pieces += [Piece(st.sql, st) for st in a.body]
-                pieces.append(self._history_piece(a))
+                pieces += self._history_pieces(a)
                 if single:
                     # One file: its COMMIT travels with it (a COMMIT-time error is its own).
                     pieces += self._commit_pieces(g)
@@ -419,7 +481,7 @@ class Run(NonTransactional):
         if first.location is not None:
             r.failing = {"file": first.location.file, "line": first.location.line,
                          "column": first.location.column, "sqlstate": first.sqlstate,
-                         "message": self.redact(first.message)[:4000]}
+                         "message": self.redact(first.message)[:4000], "code": first.code}
         done = {a["file"] for a in r.applied}
         r.pending = [p for p in r.pending if p not in done]
         r.mark("Failed", e.code)
@@ -434,8 +496,40 @@ class Run(NonTransactional):
                 pass
 
 
+def partially_applied(stuck: list[history.Progress], files: dict[str, Any]
+                      ) -> PartiallyAppliedError:
+    problems: list[MigrationError] = []
+    for p in stuck:
+        mf = files.get(p.name)
+        nxt = p.reached + 1
+        where = Location(p.name)
+        if mf is not None:
+            try:
+                from .analysis import analyze
+
+                steps = analyze(mf).steps
+                if nxt <= len(steps):
+                    where = Location(p.name, steps[nxt - 1][0].line, steps[nxt - 1][0].column)
+            except MigrationError:
+                pass
+        first = f"--continue-from {nxt}" if not p.in_flight else \
+            f"--continue-from {nxt} (if statement {nxt} did NOT take effect) or " \
+            f"--continue-from {nxt + 1} (if it did)"
+        problems.append(Problem(
+            "partially-applied",
+            f"{p.name} stopped part-way: {p.describe()}; nothing runs until this is resolved",
+            location=where,
+            hint=f"inspect the database, then `python -m migration resolve {p.name} {first}`, "
+                 "or `--rolled-back` once you have undone statements 1.."
+                 f"{p.reached}, or `--applied` if the file's effects are complete"))
+    return PartiallyAppliedError(problems)
+
+
 def up(settings: Settings, echo: Echo) -> tuple[artifact.Report, MigrationError | None]:
-    run = Run(settings, echo)
+    from .adoption import ToolHistoryKeeper
+
+    # Another tool's format: its own history row travels with ours (--no-tool-history: not).
+    run = Run(settings, echo, extra_history=ToolHistoryKeeper(enabled=settings.tool_history))
     rep = run.execute()
     return rep, run.last_error
 

@@ -18,6 +18,7 @@ from .errors import ConfigError
 # name -> (env twin, default); the CLI and the docs are built from this table.
 DEFAULTS: dict[str, tuple[str, str | None]] = {
     "dir": ("MIGRATION_DIR", "db/migrations"),
+    "format": ("MIGRATION_FORMAT", "auto"),
     "database_url": ("DATABASE_URL", None),
     "embedded_dir": ("MIGRATION_EMBEDDED_DIR", ".pgdata"),
     "check_order": ("MIGRATION_CHECK_ORDER", "1"),
@@ -31,9 +32,16 @@ DEFAULTS: dict[str, tuple[str, str | None]] = {
     "stack": ("MIGRATION_STACK", None),
     "artifact_dir": ("MIGRATION_ARTIFACT_DIR", ".artifacts/deploy"),
     "schema": ("MIGRATION_SCHEMA", "public"),
-    "history_table": ("MIGRATION_HISTORY_TABLE", "schema_migrations"),
+    # Not `schema_migrations`: that is dbmate's and golang-migrate's own table.
+    "history_table": ("MIGRATION_HISTORY_TABLE", "gated_release_history"),
     "run_log_table": ("MIGRATION_RUN_LOG_TABLE", "migration_run_log"),
     "json": ("MIGRATION_JSON", "0"),
+    "tool_history": ("MIGRATION_TOOL_HISTORY", "1"),
+    "adopt_from": ("MIGRATION_ADOPT_FROM", "auto"),
+    "allow_gaps": ("MIGRATION_ALLOW_GAPS", "0"),
+    "dry_run": ("MIGRATION_DRY_RUN", "0"),
+    "through": ("MIGRATION_BASELINE_THROUGH", None),
+    "allow_unrecorded_objects": ("MIGRATION_ALLOW_UNRECORDED_OBJECTS", "0"),
     "enabled": ("MIGRATE_DB_MIGRATE_ENABLED", "1"),
     "runner": ("MIGRATE_DB_MIGRATE_RUNNER", "aca-migration-job"),
     "telemetry": ("DB_MIGRATE_TELEMETRY_ENABLED", "1"),
@@ -95,6 +103,8 @@ class Settings:
     """Everything a command needs, resolved and validated."""
 
     dir: Path = Path("db/migrations")
+    format: str = "auto"
+    """Layout of ``dir``: ``auto`` (detected) or a name in ``migration.formats.NAMES``."""
     database_url: str | None = None
     embedded_dir: Path = Path(".pgdata")
     check_order: bool = True
@@ -108,9 +118,17 @@ class Settings:
     stack: str | None = None
     artifact_dir: Path | None = Path(".artifacts/deploy")
     schema: str = "public"
-    history_table: str = "schema_migrations"
+    history_table: str = "gated_release_history"
     run_log_table: str = "migration_run_log"
     json: bool = False
+    tool_history: bool = True
+    """Keep the tool's own history table current while reading its format (reversible)."""
+    adopt_from: str = "auto"
+    allow_gaps: bool = False
+    dry_run: bool = False
+    through: str | None = None
+    allow_unrecorded_objects: bool = False
+    """`up` on an unrecorded database that holds objects these migrations did not make."""
     enabled: bool = True
     runner: str = "aca-migration-job"
     telemetry: bool = True
@@ -118,6 +136,15 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _format(value: str, name: str) -> str:
+    from .formats import NAMES
+
+    v = value.strip().lower()
+    if v not in NAMES:
+        raise ConfigError(f"{name}: unknown format {value!r}", hint="one of: " + ", ".join(NAMES))
+    return v
 
 
 _SHA = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -155,6 +182,7 @@ def resolve(
     artifact_dir = raw("artifact_dir")
     return Settings(
         dir=Path(req("dir")),
+        format=_format(req("format"), label("format")),
         database_url=raw("database_url"),
         embedded_dir=Path(req("embedded_dir")),
         check_order=parse_bool(req("check_order"), name=label("check_order")),
@@ -174,6 +202,13 @@ def resolve(
         history_table=parse_identifier(req("history_table"), name=label("history_table")),
         run_log_table=parse_identifier(req("run_log_table"), name=label("run_log_table")),
         json=parse_bool(req("json"), name=label("json")),
+        tool_history=parse_bool(req("tool_history"), name=label("tool_history")),
+        adopt_from=req("adopt_from").strip().lower(),
+        allow_gaps=parse_bool(req("allow_gaps"), name=label("allow_gaps")),
+        dry_run=parse_bool(req("dry_run"), name=label("dry_run")),
+        through=raw("through"),
+        allow_unrecorded_objects=parse_bool(req("allow_unrecorded_objects"),
+                                            name=label("allow_unrecorded_objects")),
         enabled=parse_bool(req("enabled"), name=DEFAULTS["enabled"][0]),
         runner=req("runner"),
         telemetry=parse_bool(req("telemetry"), name=DEFAULTS["telemetry"][0]),

@@ -27,9 +27,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .checker import applied_drift, read_applied
+from .checker import applied_drift
 from .connection import connect, embedded_url
 from .errors import MigrationError
+from .history import read_applied
 from .redact import Redactor, password_of
 from .settings import Settings
 from .source import MigrationFile, discover
@@ -312,7 +313,7 @@ def read_status(
     files: list[MigrationFile] = []
     files_error: str | None = None
     try:
-        files = discover(settings.dir)
+        files = discover(settings.dir, settings.format)
     except MigrationError as e:
         files_error = redactor(str(e))
     if not url and not settings.database_url:
@@ -363,7 +364,10 @@ def _status(facts: Facts, settings: Settings, lookback: int,
 
 def _read(conn: psycopg.Connection[Any], s: Settings, files: list[MigrationFile],
           files_error: str | None, lookback: int, recent: int) -> Facts:
-    t = Tables(s.schema, s.history_table, s.run_log_table)
+    from .adoption import resolve_tables
+
+    # A history kept under the old default name (schema_migrations) is still ours.
+    t = resolve_tables(conn, Tables(s.schema, s.history_table, s.run_log_table))
     # The ops endpoint only reads; a read-only session makes that a guarantee.
     conn.execute("SET default_transaction_read_only = on")
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(QUERY_TIMEOUT_MS)))

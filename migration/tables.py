@@ -1,6 +1,6 @@
-"""The runner's two tables, named by settings and always quoted with sql.Identifier.
+"""The runner's tables, named by settings and always quoted with sql.Identifier.
 
-* history: one row per applied migration, written in the migration's own transaction.
+* history (and its progress table): the revision store, SQL in ``migration/history.py``.
 * run log: one row per attempt of a run, written on a separate autocommit connection so
   that a failure is recorded even though the migration's transaction rolled back.
 """
@@ -23,12 +23,21 @@ RUN_LOG_COLUMNS = frozenset({"id", "run_id", "attempt", "status", "started_at", 
 @dataclass(frozen=True)
 class Tables:
     schema: str = "public"
-    history: str = "schema_migrations"
+    history: str = "gated_release_history"
     run_log: str = "migration_run_log"
 
     @property
     def history_id(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.history)
+
+    @property
+    def progress(self) -> str:
+        """Per-statement progress of unfinished migrations (63 bytes at most, as PostgreSQL)."""
+        return f"{self.history[:54]}_progress"
+
+    @property
+    def progress_id(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.progress)
 
     @property
     def run_log_id(self) -> sql.Identifier:
@@ -38,18 +47,9 @@ class Tables:
         return sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
 
     def create_history(self) -> sql.Composed:
-        return sql.SQL(
-            """CREATE TABLE IF NOT EXISTS {t} (
-    name text PRIMARY KEY,
-    version text NOT NULL,
-    checksum text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    duration_ms integer NOT NULL,
-    release_sha text,
-    transactional boolean NOT NULL DEFAULT true,
-    run_id uuid
-)"""
-        ).format(t=self.history_id)
+        from .history import create_history
+
+        return create_history(self)
 
     def create_run_log(self) -> sql.Composed:
         statuses = sql.SQL(", ").join(sql.Literal(s) for s in RUN_STATUSES)
@@ -77,27 +77,6 @@ CREATE INDEX IF NOT EXISTS {idx} ON {t} (started_at DESC)"""
             statuses=statuses,
             idx=sql.Identifier(f"{self.run_log}_started_at_idx"),
         )
-
-    def select_applied(self) -> sql.Composed:
-        return sql.SQL(
-            "SELECT name, version, checksum, duration_ms, release_sha, transactional"
-            " FROM {t} ORDER BY applied_at, name"
-        ).format(t=self.history_id)
-
-    def insert_applied_literal(self, values: tuple[object, ...],
-                               duration_ms: sql.Composable, *,
-                               on_conflict_nothing: bool = False) -> sql.Composed:
-        """The history row as literals, to travel in the migration's own message."""
-        name, version, checksum, release_sha, transactional, run_id = values
-        conflict = sql.SQL(" ON CONFLICT (name) DO NOTHING" if on_conflict_nothing else "")
-        return sql.SQL(
-            "INSERT INTO {t} (name, version, checksum, duration_ms, release_sha, transactional,"
-            " run_id) VALUES ({name}, {version}, {checksum}, {duration}, {sha}, {tx},"
-            " {run_id}::uuid){conflict}"
-        ).format(conflict=conflict, t=self.history_id, name=sql.Literal(name), version=sql.Literal(version),
-                 checksum=sql.Literal(checksum), duration=duration_ms,
-                 sha=sql.Literal(release_sha), tx=sql.Literal(transactional),
-                 run_id=sql.Literal(run_id))
 
     def insert_run(self) -> sql.Composed:
         return sql.SQL(

@@ -71,7 +71,7 @@ def _valid_summary(value: Any) -> bool:
     failing_ok = failing is None or (
         isinstance(failing, dict)
         and {"file", "line", "sqlstate", "message"} <= set(failing)
-        and set(failing) <= {"file", "line", "column", "sqlstate", "message"}
+        and set(failing) <= {"file", "line", "column", "sqlstate", "message", "code"}
         and isinstance(failing["file"], str)
         and isinstance(failing["message"], str)
         and len(failing["message"]) <= REASON_MAX

@@ -105,7 +105,7 @@ def test_read_status_permission_denied_on_run_log(applied: Settings, database_ur
     role = "ops_reader_" + uuid.uuid4().hex[:8]
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
-        conn.execute(f'GRANT SELECT ON schema_migrations TO "{role}"')
+        conn.execute(f'GRANT SELECT ON gated_release_history TO "{role}"')
     url = database_url.replace("postgres:@", f"{role}:@", 1)
     try:
         doc = read_status(applied.with_(database_url=url)).to_json()

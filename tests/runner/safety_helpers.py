@@ -23,7 +23,7 @@ from migration.lock import lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "schemas" / "migration.schema.json"
-HISTORY = "schema_migrations"
+HISTORY = "gated_release_history"
 RUN_LOG = "migration_run_log"
 RUNNER_KEY = lock_key("public", HISTORY)
 APP_PREFIX = "gated-release-migration"
@@ -156,6 +156,7 @@ def write_migrations(directory: Path, files: Mapping[str, str | bytes]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(body, bytes):
             path.write_bytes(body)
         else:

@@ -25,7 +25,7 @@ def _bin(name: str) -> str:
 def schema_dump(pg: PgServer, db: str) -> str:
     out = subprocess.run(
         [_bin("pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
-         "--exclude-table=public.schema_migrations", "--exclude-table=public.migration_run_log",
+         "--exclude-table=public.gated_release_history", "--exclude-table=public.migration_run_log",
          "--exclude-table=public.migration_run_log_id_seq", "-d", pg.url(db)],
         check=True, capture_output=True, text=True).stdout
     lines = [ln for ln in out.splitlines()
