@@ -18,8 +18,15 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import errors
 from .errors import ConfigError
-from .settings import Settings, parse_bool, parse_int
-from .status import LOOKBACK_BOUNDS, LOOKBACK_DEFAULT, RECENT_RUNS_BOUNDS, RECENT_RUNS_DEFAULT
+from .settings import (
+    LOOKBACK_BOUNDS,
+    LOOKBACK_DEFAULT,
+    RECENT_RUNS_BOUNDS,
+    RECENT_RUNS_DEFAULT,
+    Settings,
+    parse_bool,
+    parse_int,
+)
 
 # flag dest -> (env twin, default)
 OPS_ENV: dict[str, tuple[str, str | None]] = {

@@ -40,6 +40,12 @@ DEFAULTS: dict[str, tuple[str, str | None]] = {
 }
 
 TIMEOUT_BOUNDS = (1, 86_400)
+# The ops commands' bounds and defaults live here, not in status.py, so that building the
+# CLI's parser (every command, `--help` included) never imports the database driver.
+LOOKBACK_DEFAULT = 120
+LOOKBACK_BOUNDS = (1, 10_080)  # one minute .. one week
+RECENT_RUNS_DEFAULT = 20
+RECENT_RUNS_BOUNDS = (1, 200)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\s*$")
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, None: 1}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
