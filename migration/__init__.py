@@ -13,9 +13,11 @@ package before every command, and a command that reads only files (``--help``, `
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .errors import (
         CheckError,
         ConfigError,

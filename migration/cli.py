@@ -9,12 +9,16 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, NoReturn
 
 from . import errors
 from .errors import CheckError, ConfigError, MigrationError
 from .settings import DEFAULTS, Settings, resolve
+
+# Every command imports this module first: what only some commands use is imported inside
+# them (the runner and psycopg by up/plan/status, datetime by new), and typing not at all.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 DESCRIPTION = """\
 Apply PostgreSQL migrations safely: one runner at a time (advisory lock), each migration
@@ -277,6 +281,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9]+")
 
 
 def cmd_new(s: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     slug = _SLUG.sub("_", args.name).strip("_").lower()
     if not slug:
         raise ConfigError(f"migration name {args.name!r} has no letters or digits")

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import errors
@@ -27,6 +26,10 @@ from .settings import (
     parse_bool,
     parse_int,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 # flag dest -> (env twin, default)
 OPS_ENV: dict[str, tuple[str, str | None]] = {

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError
+from .value import Value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # name -> (env twin, default); the CLI and the docs are built from this table.
 DEFAULTS: dict[str, tuple[str, str | None]] = {
@@ -96,34 +99,76 @@ def parse_identifier(value: str, *, name: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a command needs, resolved and validated."""
+_FIELDS = (
+    "dir", "database_url", "embedded_dir", "check_order", "lock", "single_transaction",
+    "lock_timeout_ms", "statement_timeout_ms", "timeout_s", "max_retries", "release_sha",
+    "stack", "artifact_dir", "schema", "history_table", "run_log_table", "json", "enabled",
+    "runner", "telemetry", "extra",
+)
 
-    dir: Path = Path("db/migrations")
-    database_url: str | None = None
-    embedded_dir: Path = Path(".pgdata")
-    check_order: bool = True
-    lock: bool = True
-    single_transaction: bool = False
-    lock_timeout_ms: int = 5_000
-    statement_timeout_ms: int = 600_000
-    timeout_s: int = 900
-    max_retries: int = 3
-    release_sha: str = "local"
-    stack: str | None = None
-    artifact_dir: Path | None = Path(".artifacts/deploy")
-    schema: str = "public"
-    history_table: str = "schema_migrations"
-    run_log_table: str = "migration_run_log"
-    json: bool = False
-    enabled: bool = True
-    runner: str = "aca-migration-job"
-    telemetry: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict)
+
+class Settings(Value):
+    """Everything a command needs, resolved and validated (frozen; see value.Value)."""
+
+    __slots__ = _FIELDS
+    dir: Path
+    database_url: str | None
+    embedded_dir: Path
+    check_order: bool
+    lock: bool
+    single_transaction: bool
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    timeout_s: int
+    max_retries: int
+    release_sha: str
+    stack: str | None
+    artifact_dir: Path | None
+    schema: str
+    history_table: str
+    run_log_table: str
+    json: bool
+    enabled: bool
+    runner: str
+    telemetry: bool
+    extra: Mapping[str, str]
+
+    def __init__(
+        self,
+        dir: Path = Path("db/migrations"),
+        database_url: str | None = None,
+        embedded_dir: Path = Path(".pgdata"),
+        check_order: bool = True,
+        lock: bool = True,
+        single_transaction: bool = False,
+        lock_timeout_ms: int = 5_000,
+        statement_timeout_ms: int = 600_000,
+        timeout_s: int = 900,
+        max_retries: int = 3,
+        release_sha: str = "local",
+        stack: str | None = None,
+        artifact_dir: Path | None = Path(".artifacts/deploy"),
+        schema: str = "public",
+        history_table: str = "schema_migrations",
+        run_log_table: str = "migration_run_log",
+        json: bool = False,
+        enabled: bool = True,
+        runner: str = "aca-migration-job",
+        telemetry: bool = True,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        self._set(
+            dir=dir, database_url=database_url, embedded_dir=embedded_dir,
+            check_order=check_order, lock=lock, single_transaction=single_transaction,
+            lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms,
+            timeout_s=timeout_s, max_retries=max_retries, release_sha=release_sha, stack=stack,
+            artifact_dir=artifact_dir, schema=schema, history_table=history_table,
+            run_log_table=run_log_table, json=json, enabled=enabled, runner=runner,
+            telemetry=telemetry, extra={} if extra is None else extra,
+        )
 
     def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self.replace(**changes)
 
 
 _SHA = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -148,3 +148,47 @@ def test_up_parses_each_pending_file_exactly_once(tmp_path: Path, database_url: 
     parsed.clear()
     assert main(base) == 0
     assert parsed == []
+
+
+def test_help_needs_neither_dataclasses_nor_typing(tmp_path: Path) -> None:
+    # The two costliest stdlib imports of the old start-up (see migration/value.py).
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom migration.cli import main\ntry:\n"
+         "    main(['--help'])\nexcept SystemExit:\n    pass\n"
+         "print(sorted(m for m in ('dataclasses', 'typing', 'inspect', 'datetime') "
+         "if m in sys.modules), file=sys.stderr)"],
+        cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60)
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_frozen_values_behave_like_frozen_dataclasses(tmp_path: Path) -> None:
+    import copy
+    import pickle
+
+    from migration.errors import Location, MigrationError
+    from migration.settings import Settings
+
+    loc = Location("0001_a.sql", 3, 7)
+    assert loc == Location("0001_a.sql", line=3, column=7) != Location("0001_a.sql", 3)
+    assert hash(loc) == hash(Location("0001_a.sql", 3, 7))
+    assert repr(loc) == "Location(file='0001_a.sql', line=3, column=7)"
+    assert str(loc) == "0001_a.sql:3:7"
+    with pytest.raises(AttributeError, match="frozen"):
+        loc.line = 4  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        loc.other = 1  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(loc)) == loc and copy.deepcopy(loc) == loc
+    err = MigrationError("boom", location=loc, sqlstate="42601")
+    assert err.as_dict()["line"] == 3
+
+    s = Settings(dir=tmp_path, database_url="postgresql://u@h/db", release_sha="abc")
+    assert s.lock and s.timeout_s == 900 and s.extra == {}
+    t = s.with_(lock=False)
+    assert (t.lock, t.dir, t.release_sha, s.lock) == (False, tmp_path, "abc", True)
+    assert t != s and t.with_(lock=True) == s
+    with pytest.raises(TypeError, match="no field"):
+        s.with_(no_such=1)
+    with pytest.raises(AttributeError, match="frozen"):
+        s.lock = False  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(s)) == s
+    assert Settings() == Settings() and "release_sha='local'" in repr(Settings())
