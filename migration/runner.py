@@ -323,8 +323,9 @@ class Run(NonTransactional):
         duration: sql.Composable = sql.SQL(
             "(extract(epoch FROM clock_timestamp() - current_setting('gated_release.t0')"
             "::timestamptz) * 1000)::integer") if duration_ms is None else sql.Literal(duration_ms)
-        return Piece(self.tables.insert_applied_literal(
-            values, duration, on_conflict_nothing=on_conflict_nothing).as_string(self.conn))
+        return Piece(self.tables.insert_applied_text(
+            self.conn, values, duration.as_string(self.conn),
+            on_conflict_nothing=on_conflict_nothing))
 
     def _attempt(self, g: Group) -> list[dict[str, Any]]:
         assert self.conn is not None and self.watch is not None

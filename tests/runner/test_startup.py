@@ -192,3 +192,36 @@ def test_frozen_values_behave_like_frozen_dataclasses(tmp_path: Path) -> None:
         s.lock = False  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(s)) == s
     assert Settings() == Settings() and "release_sha='local'" in repr(Settings())
+
+
+@pytest.mark.parametrize("name", [
+    "0001_plain.sql", "0002_it's quoted.sql", "0003_back\\slash.sql", "0004_ünïcødé ✓.sql",
+    "0005_dollar$$and;semi--colon.sql", "dir/0006_prisma/migration.sql",
+])
+def test_history_row_text_equals_the_composed_literals(database_url: str, name: str) -> None:
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    from migration.tables import Tables
+
+    tables = Tables("public", "schema_migrations", "migration_run_log")
+    duration = sql.SQL("(extract(epoch FROM clock_timestamp()) * 0)::integer")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(tables.create_history())
+        for values in [(name, "20240102153000", "ab" * 32, "sha-1", True, str(uuid.uuid4())),
+                       (name, "000000000000000000000001", "c'\\", "x", False, None),
+                       (name, 10**20 + 7, "cs", "x", True, None)]:
+            for conflict in (False, True):
+                fast = tables.insert_applied_text(conn, values, duration.as_string(conn),
+                                                  on_conflict_nothing=conflict)
+                slow = tables.insert_applied_literal(values, duration,
+                                                     on_conflict_nothing=conflict)
+                assert fast == slow.as_string(conn)
+        # And the server reads back exactly what was written.
+        conn.execute(tables.insert_applied_text(
+            conn, (name, "0003", "cs", "sha", True, None), "7"))
+        row = conn.execute("SELECT name, version, checksum, duration_ms, transactional "
+                           "FROM schema_migrations").fetchone()
+        assert row == (name, "0003", "cs", 7, True)
