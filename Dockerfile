@@ -11,6 +11,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY migration/ migration/
 RUN pip install . gunicorn uvicorn
+# The job runs `python -m migration` in /app, so it imports this copy, not site-packages';
+# with PYTHONDONTWRITEBYTECODE and a non-root user no run can cache its bytecode, and every
+# process would compile the runner again (~40 ms of an `up`): compile it once, here.
+RUN python -m compileall -q migration
 
 # The application's ordered migrations, read by the job from MIGRATION_DIR=/app/db/migrations.
 COPY db/migrations/ db/migrations/
