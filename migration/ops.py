@@ -13,13 +13,23 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import errors
 from .errors import ConfigError
-from .settings import Settings, parse_bool, parse_int
-from .status import LOOKBACK_BOUNDS, LOOKBACK_DEFAULT, RECENT_RUNS_BOUNDS, RECENT_RUNS_DEFAULT
+from .settings import (
+    LOOKBACK_BOUNDS,
+    LOOKBACK_DEFAULT,
+    RECENT_RUNS_BOUNDS,
+    RECENT_RUNS_DEFAULT,
+    Settings,
+    parse_bool,
+    parse_int,
+)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 # flag dest -> (env twin, default)
 OPS_ENV: dict[str, tuple[str, str | None]] = {

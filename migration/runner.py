@@ -375,14 +375,14 @@ class Run:
         duration: sql.Composable = sql.SQL(
             "(extract(epoch FROM clock_timestamp() - current_setting('gated_release.t0')"
             "::timestamptz) * 1000)::integer") if duration_ms is None else sql.Literal(duration_ms)
-        row = history.insert_row(
-            self.tables, a.file, duration_ms=duration, release_sha=self.s.release_sha,
-            transactional=a.transactional,
+        row = history.insert_row_text(
+            self.conn, self.tables, a.file, duration=duration.as_string(self.conn),
+            release_sha=self.s.release_sha, transactional=a.transactional,
             run_id=str(self.runlog.run_id) if self.runlog else None,
             on_conflict_nothing=on_conflict_nothing)
         extra = self.extra_history(a.file) if self.extra_history else []
         # One piece per statement: batch maps the i-th result to the i-th piece.
-        return [Piece(q.as_string(self.conn)) for q in (row, *extra)]
+        return [Piece(row), *(Piece(q.as_string(self.conn)) for q in extra)]
 
     def _attempt(self, g: Group) -> list[dict[str, Any]]:
         assert self.conn is not None and self.watch is not None

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError
+from .value import Value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # name -> (env twin, default); the CLI and the docs are built from this table.
 DEFAULTS: dict[str, tuple[str, str | None]] = {
@@ -48,6 +51,12 @@ DEFAULTS: dict[str, tuple[str, str | None]] = {
 }
 
 TIMEOUT_BOUNDS = (1, 86_400)
+# The ops commands' bounds and defaults live here, not in status.py, so that building the
+# CLI's parser (every command, `--help` included) never imports the database driver.
+LOOKBACK_DEFAULT = 120
+LOOKBACK_BOUNDS = (1, 10_080)  # one minute .. one week
+RECENT_RUNS_DEFAULT = 20
+RECENT_RUNS_BOUNDS = (1, 200)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\s*$")
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, None: 1}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -98,44 +107,93 @@ def parse_identifier(value: str, *, name: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a command needs, resolved and validated."""
+_FIELDS = (
+    "dir", "format", "database_url", "embedded_dir", "check_order", "lock", "single_transaction",
+    "lock_timeout_ms", "statement_timeout_ms", "timeout_s", "max_retries", "release_sha",
+    "stack", "artifact_dir", "schema", "history_table", "run_log_table", "json", "tool_history",
+    "adopt_from", "allow_gaps", "dry_run", "through", "allow_unrecorded_objects", "enabled",
+    "runner", "telemetry", "extra",
+)
 
-    dir: Path = Path("db/migrations")
-    format: str = "auto"
-    """Layout of ``dir``: ``auto`` (detected) or a name in ``migration.formats.NAMES``."""
-    database_url: str | None = None
-    embedded_dir: Path = Path(".pgdata")
-    check_order: bool = True
-    lock: bool = True
-    single_transaction: bool = False
-    lock_timeout_ms: int = 5_000
-    statement_timeout_ms: int = 600_000
-    timeout_s: int = 900
-    max_retries: int = 3
-    release_sha: str = "local"
-    stack: str | None = None
-    artifact_dir: Path | None = Path(".artifacts/deploy")
-    schema: str = "public"
-    history_table: str = "gated_release_history"
-    run_log_table: str = "migration_run_log"
-    json: bool = False
-    tool_history: bool = True
-    """Keep the tool's own history table current while reading its format (reversible)."""
-    adopt_from: str = "auto"
-    allow_gaps: bool = False
-    dry_run: bool = False
-    through: str | None = None
-    allow_unrecorded_objects: bool = False
-    """`up` on an unrecorded database that holds objects these migrations did not make."""
-    enabled: bool = True
-    runner: str = "aca-migration-job"
-    telemetry: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict)
+
+class Settings(Value):
+    """Everything a command needs, resolved and validated (frozen; see value.Value)."""
+
+    __slots__ = _FIELDS
+    dir: Path
+    format: str
+    database_url: str | None
+    embedded_dir: Path
+    check_order: bool
+    lock: bool
+    single_transaction: bool
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    timeout_s: int
+    max_retries: int
+    release_sha: str
+    stack: str | None
+    artifact_dir: Path | None
+    schema: str
+    history_table: str
+    run_log_table: str
+    json: bool
+    tool_history: bool
+    adopt_from: str
+    allow_gaps: bool
+    dry_run: bool
+    through: str | None
+    allow_unrecorded_objects: bool
+    enabled: bool
+    runner: str
+    telemetry: bool
+    extra: Mapping[str, str]
+
+    def __init__(
+        self,
+        dir: Path = Path("db/migrations"),
+        format: str = "auto",
+        database_url: str | None = None,
+        embedded_dir: Path = Path(".pgdata"),
+        check_order: bool = True,
+        lock: bool = True,
+        single_transaction: bool = False,
+        lock_timeout_ms: int = 5_000,
+        statement_timeout_ms: int = 600_000,
+        timeout_s: int = 900,
+        max_retries: int = 3,
+        release_sha: str = "local",
+        stack: str | None = None,
+        artifact_dir: Path | None = Path(".artifacts/deploy"),
+        schema: str = "public",
+        history_table: str = "gated_release_history",
+        run_log_table: str = "migration_run_log",
+        json: bool = False,
+        tool_history: bool = True,
+        adopt_from: str = "auto",
+        allow_gaps: bool = False,
+        dry_run: bool = False,
+        through: str | None = None,
+        allow_unrecorded_objects: bool = False,
+        enabled: bool = True,
+        runner: str = "aca-migration-job",
+        telemetry: bool = True,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        self._set(
+            dir=dir, format=format, database_url=database_url, embedded_dir=embedded_dir,
+            check_order=check_order, lock=lock, single_transaction=single_transaction,
+            lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms,
+            timeout_s=timeout_s, max_retries=max_retries, release_sha=release_sha, stack=stack,
+            artifact_dir=artifact_dir, schema=schema, history_table=history_table,
+            run_log_table=run_log_table, json=json, tool_history=tool_history,
+            adopt_from=adopt_from, allow_gaps=allow_gaps, dry_run=dry_run, through=through,
+            allow_unrecorded_objects=allow_unrecorded_objects, enabled=enabled, runner=runner,
+            telemetry=telemetry, extra={} if extra is None else extra,
+        )
 
     def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self.replace(**changes)
 
 
 def _format(value: str, name: str) -> str:

@@ -32,15 +32,18 @@ from .connection import connect, embedded_url
 from .errors import MigrationError
 from .history import read_applied
 from .redact import Redactor, password_of
+
+# The bounds live in settings (the CLI's parser needs them without this module's driver);
+# re-exported here, where the dashboard and the endpoint have always found them.
+from .settings import LOOKBACK_BOUNDS as LOOKBACK_BOUNDS
+from .settings import LOOKBACK_DEFAULT as LOOKBACK_DEFAULT
+from .settings import RECENT_RUNS_BOUNDS as RECENT_RUNS_BOUNDS
+from .settings import RECENT_RUNS_DEFAULT as RECENT_RUNS_DEFAULT
 from .settings import Settings
 from .source import MigrationFile, discover
 from .tables import Tables, exists
 
 SCHEMA_VERSION = 1
-LOOKBACK_DEFAULT = 120
-LOOKBACK_BOUNDS = (1, 10_080)  # one minute .. one week
-RECENT_RUNS_DEFAULT = 20
-RECENT_RUNS_BOUNDS = (1, 200)
 WINDOW_ROWS_MAX = 1_000  # failures inside the lookback examined per request, at most
 MESSAGE_MAX = 500
 STALE_MARGIN_S = 60  # beyond the runner's own deadline

@@ -16,6 +16,7 @@ from bench.cli import main
 from bench.commands import Command
 from bench.corpus import generate
 from bench.errors import BenchError
+from bench.prisma import generate_prisma
 from bench.report import MEASUREMENTS, TARGETS
 from migration.checker import check
 from migration.source import discover
@@ -25,7 +26,7 @@ def test_harness_runs_every_tool_on_a_tiny_corpus(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     # No --workdir: the server's files must not live under pytest's tmp root, whose
     # permissions other pytest sessions reset to 0700 (the server runs as another user).
-    rc = main(["--count", "20", "--check-count", "20", "--repeat", "1",
+    rc = main(["--count", "20", "--check-count", "20", "--prisma-count", "12", "--repeat", "1",
                "--latest", "", "--json", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
@@ -36,6 +37,9 @@ def test_harness_runs_every_tool_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert report["corpus"]["count"] == 20
     # Every tool built the same schema as psql, and it is not empty.
     assert report["schemaFingerprint"]["relkind:r"] >= 3
+    assert report["prismaSchemaFingerprint"]["relkind:r"] >= 10
+    assert report["prismaCorpus"]["count"] == 12
+    assert report["nodePgMigrate"] == "9.0.0"
 
 
 def test_corpus_is_deterministic_and_covers_every_kind(tmp_path: Path) -> None:
@@ -80,3 +84,28 @@ def test_a_failing_tool_stops_the_benchmark(tmp_path: Path) -> None:
 def test_bad_repeat_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--repeat", "0", "--latest", ""]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_prisma_corpus_is_shaped_like_prisma_and_passes_the_check(tmp_path: Path) -> None:
+    corpus = generate_prisma(tmp_path / "a", 160)
+    again = generate_prisma(tmp_path / "b", 160)
+    assert [m.sql for m in corpus.migrations] == [m.sql for m in again.migrations]
+    dirs = sorted(p.name for p in corpus.sql_dir.iterdir())
+    assert dirs == [m.name for m in corpus.migrations] and dirs[0].endswith("_init")
+    assert all((corpus.sql_dir / d / "migration.sql").is_file() for d in dirs)
+    assert all(len(d.split("_", 1)[0]) == 14 for d in dirs)
+    text = "".join(m.sql for m in corpus.migrations)
+    for marker in ("-- CreateTable", "-- AlterTable", "-- CreateIndex", "-- AddForeignKey",
+                   "-- CreateEnum", "-- AlterEnum", "_AB_unique", "TIMESTAMP(3)", "Warnings:"):
+        assert marker in text
+    files = discover(corpus.sql_dir)
+    assert [f.name for f in files] == [f"{d}/migration.sql" for d in dirs]
+    result = check(files, None)
+    assert result.problems == []
+    assert all(a.transactional for a in result.analyses.values())
+    # ADD VALUE stays alone in its file, so no label is used in the transaction adding it.
+    for m in corpus.migrations:
+        if "ADD VALUE" in m.sql:
+            assert m.sql.count(";") == 1
+    assert len(corpus.psql_script.read_text().splitlines()) == 160
+    assert sorted(p.name for p in corpus.dbmate_dir.iterdir()) == [f"{d}.sql" for d in dirs]
