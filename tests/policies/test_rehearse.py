@@ -57,10 +57,10 @@ def test_invocation_maps_the_job_to_this_machine(pack: PolicyPackProcess, tmp_pa
 
 def test_app_invocations_come_from_the_previewed_container_apps(pack: PolicyPackProcess) -> None:
     result = run_preview("dev", packs=[pack])
-    api, web = app_invocations(result, "postgresql:///local", PROJECT_ROOT)
-    assert (api.name, web.name) == ("api", "web")
+    api, codex, web = app_invocations(result, "postgresql:///local", PROJECT_ROOT)
+    assert (api.name, codex.name, web.name) == ("api", "codex", "web")
     assert api.argv == [sys.executable, "-m", "sample_app"]  # the stack file's command
-    assert api.port != web.port and api.env["PORT"] == str(api.port)
+    assert len({api.port, web.port, codex.port}) == 3 and api.env["PORT"] == str(api.port)
     assert api.env["HOST"] == "127.0.0.1" and api.env["RELEASE_SHA"] == SHA
     assert api.env["DATABASE_URL"] == "postgresql:///local"
     # a secret other than the database is substituted by a local random value, never empty
@@ -88,7 +88,7 @@ def test_the_whole_gated_deploy_rehearses(database_url: str, tmp_path: Path) -> 
     # the apps were stopped: nothing listens on their ports any more
     apps_detail = json.loads(summary.read_text())["stages"][2]["detail"]
     ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", apps_detail)]
-    assert len(ports) == 2
+    assert len(ports) == 3  # api, codex, web
     for port in ports:
         with socket.socket() as s, pytest.raises(OSError):
             s.connect(("127.0.0.1", port))
