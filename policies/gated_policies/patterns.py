@@ -54,6 +54,9 @@ DEFAULT_MIGRATION_COMMAND_PATTERNS: tuple[str, ...] = (
     r"\bdotnet\s+ef\s+database\s+update\b",
     r"\batlas\s+migrate\s+apply\b",
     r"\b(npm|pnpm|yarn|bun)\s+(run\s+)?(db:)?migrat(e|ion|ions)(:\w+)?\b",
+    # a schema change by another name in a script or npm script: db:up, db-push.sh, schema:sync
+    # (TypeORM), database:update, db_deploy; fail closed, the allow-list covers false positives
+    r"(?i)(?<![A-Za-z0-9])(db|database|schema)[:_-](up|push|deploy|upgrade|sync|update)(?![a-z])",
 )
 
 # The fail-closed layer: a migration word anywhere in a shell command. Case-sensitive on purpose

@@ -100,12 +100,21 @@ HIDDEN = [
     "npx prisma db push",
     "deno run -A tools/migrations.ts",
     "MIGRATE_ONLY=1 ./bin/start",
+    "alembic upgrade head",
+    "npm run db:up",
+    "sh -c './scripts/db-up.sh && node dist/index.js'",
+    "npx typeorm schema:sync",
+    "pnpm run database:update",
 ]
 NOT_HIDDEN = [
     "node dist/index.js",
     "node dist/immigration-service.js",
     "sh -c 'python -m migration status && exec node dist/index.js'",
     "python -m migration --json alerts --strict",
+    "gunicorn app:app",
+    "npm start",
+    "node dist/db-client.js",
+    "python -m sample_app",
 ]
 
 
