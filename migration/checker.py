@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from .analysis import Analysis, analyze, label_use
 from .errors import CheckError, Location, MigrationError, Problem
 from .formats.base import MigrationFile
-from .history import Applied
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    # annotations only: history imports psycopg, and a file-only `check` needs no driver
+    from .history import Applied
 
 
 @dataclass

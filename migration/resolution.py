@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
 
-from psycopg import sql
-
-from . import history
 from .errors import ConfigError, Location, Problem
 from .settings import Settings
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 DESCRIPTION = """\
 A migration that its tool runs statement by statement (goose NO TRANSACTION, dbmate
@@ -58,7 +58,10 @@ def register(sub: Any, add_common: Any) -> None:
 
 
 def cmd_resolve(s: Settings, args: argparse.Namespace) -> int:
-    from . import lock
+    # Here, not at module level: `--help` builds this command's parser without a driver.
+    from psycopg import sql
+
+    from . import history, lock
     from .connection import connect, embedded_url
     from .formats import discover
     from .redact import Redactor, password_of

@@ -42,7 +42,14 @@ def read(mf: MigrationFile) -> Parts:
     text = mf.text
     up, down = UP.search(text), DOWN.search(text)
     markers = tuple(foreign_markers(text))
+    # node-pg-migrate's up part starts AT its marker (sqlMigration.ts getActions:
+    # content.slice(upStart, ...)): SQL above `-- Up Migration` never runs in the tool, so it
+    # must not run here either.
+    head = text.index("--", up.start()) if up is not None else 0
     if down is None:
+        if text[:head].strip():
+            return Parts(blank(text, 0, head), (Span("before-up", 1, _line(text, head - 1)),),
+                         markers=markers)
         return Parts(text, markers=markers)
     # ``\s*`` may start on an earlier blank line: the marker is where its ``--`` is.
     d = text.index("--", down.start())
@@ -55,8 +62,14 @@ def read(mf: MigrationFile) -> Parts:
             hint="add `-- Up Migration` at the top of the forward part"),))
     u = text.index("--", up.start())
     end = u if u > d else len(text)
-    spans = (Span("down", _line(text, d), _line(text, end - 1 if end > d else d)),)
-    return Parts(blank(text, d, end), spans, markers=markers)
+    spans = [Span("down", _line(text, d), _line(text, end - 1 if end > d else d))]
+    body = blank(text, d, end)
+    # before the up marker: the header above it, or (down first) the text before the down part
+    before = min(u, d)
+    if text[:before].strip():
+        spans.insert(0, Span("before-up", 1, _line(text, before - 1)))
+        body = blank(body, 0, before)
+    return Parts(body, tuple(spans), markers=markers)
 
 
 def order_of(name: str) -> int:

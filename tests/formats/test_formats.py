@@ -96,6 +96,25 @@ def test_down_part_never_runs(tool: str, runner: Runner, database_url: str) -> N
     assert table_exists(database_url, "users")
 
 
+@pytest.mark.parametrize("layout", ["up-then-down", "down-then-up", "up-only"])
+def test_node_pg_migrate_never_runs_what_precedes_its_up_marker(
+        layout: str, runner: Runner, database_url: str) -> None:
+    # node-pg-migrate's up part starts at its marker (sqlMigration.ts: content.slice(upStart,
+    # ...)): a header above it runs in neither direction, so the runner must not run it either.
+    header = "CREATE TABLE header_only (id int);\n"
+    up = f"-- Up Migration\n{USERS}"
+    down = "-- Down Migration\nDROP TABLE users;\n"
+    body = {"up-then-down": header + up + down, "down-then-up": header + down + up,
+            "up-only": header + up}[layout]
+    write_migrations(runner.directory, {"1700000000000_users.sql": body,
+                                        "1700000000001_posts.sql": "-- Up Migration\n"
+                                        "CREATE TABLE posts (id int);\n"})
+    res = runner.up("--format", "node-pg-migrate")
+    assert res.code == 0, str(res)
+    assert table_exists(database_url, "users") and table_exists(database_url, "posts")
+    assert not table_exists(database_url, "header_only"), layout
+
+
 @pytest.mark.parametrize("tool", ["dbmate", "goose", "node-pg-migrate"])
 def test_plan_shows_the_down_part_as_ignored(tool: str, runner: Runner) -> None:
     write_migrations(runner.directory, SETS[tool])
